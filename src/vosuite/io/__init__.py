@@ -1,0 +1,1 @@
+"""Reading and writing frames, videos, masks and overlays."""
