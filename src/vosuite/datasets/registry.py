@@ -57,3 +57,30 @@ def open_dataset(name: str, root: str | os.PathLike, split: SplitArg = None, **o
     dataset = cls(Path(root), split, **options)
     dataset.name = _canonical(name)
     return dataset
+
+
+def detect_dataset(root: str | os.PathLike) -> str:
+    """Guess the layout of a ground-truth root: ``youtubevos``, ``davis2017``, ``davis2016`` or ``generic``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: ground-truth folder not found")
+    if (root / "meta.json").is_file() or any((root / s / "meta.json").is_file() for s in ("train", "valid")):
+        return "youtubevos"
+    if (root / "ImageSets" / "2017").is_dir():
+        return "davis2017"
+    annotations = root / "Annotations"
+    resolution_folders = [p for p in annotations.iterdir() if p.is_dir()] if annotations.is_dir() else []
+    if resolution_folders and resolution_folders[0].name in {"480p", "240p", "1080p", "Full-Resolution"}:
+        return "davis2016" if _looks_binary_0_255(resolution_folders[0]) else "davis2017"
+    return "generic"
+
+
+def _looks_binary_0_255(annotations: Path) -> bool:
+    """True when the first mask found is a grayscale 0/255 image (DAVIS-2016 style)."""
+    from PIL import Image
+
+    first = next(annotations.glob("*/*.png"), None)
+    if first is None:
+        return False
+    with Image.open(first) as image:
+        return image.mode == "L"

@@ -1,0 +1,117 @@
+"""The ``vosuite`` command line. Thin: parsing and dispatch; the work lives in the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vosuite import __version__
+from vosuite.errors import VosuiteError
+
+EXIT_INPUT_ERROR = 2
+
+
+def _add_eval(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval", help="score predictions with the DAVIS J/F metrics",
+        description="Score predicted masks (<pred>/<video>/<frame>.png) against ground truth with the DAVIS "
+                    "protocol. Numbers equal the official davis2017-evaluation code.")
+    parser.add_argument("--gt", required=True, type=Path, help="ground-truth dataset root")
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predictions, one sub-folder per video")
+    parser.add_argument("--dataset", default="auto",
+                        choices=["auto", "davis2016", "davis2017", "youtubevos", "generic"],
+                        help="layout of --gt (default: detected)")
+    parser.add_argument("--task", default="semi", choices=["semi", "unsupervised"],
+                        help="semi: first and last frames excluded; unsupervised: proposals matched to objects "
+                             "(Hungarian, once per sequence)")
+    parser.add_argument("--split", help="split name (e.g. val) or a text file of video names")
+    parser.add_argument("--sequences", nargs="+", default=[], metavar="NAME",
+                        help="evaluate only these videos (space or comma separated)")
+    parser.add_argument("--out", nargs="+", type=Path, default=[], metavar="FILE",
+                        help="write results: .csv (official columns) and/or .json (everything)")
+    parser.add_argument("--plot", type=Path, help="write a per-sequence J&F bar chart (PNG)")
+    parser.add_argument("--official-decay", action="store_true",
+                        help="reproduce the official code's uint8 Decay bins (wrong for >= 256 scored frames)")
+    parser.add_argument("--strict", action="store_true", help="predicted ids that are not objects are errors")
+    parser.add_argument("--max-proposals", type=int, default=20, help="unsupervised: most proposals per video")
+    parser.add_argument("--workers", type=int, help="threads (default: every core)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("demo", help="run the whole pipeline on a generated clip (no download)",
+                                 description="Generate a clip, segment it, write masks and an overlay video, "
+                                             "and evaluate the result.")
+    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output folder's content")
+
+
+def _add_pack(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("pack", help="zip predictions for the YouTube-VOS evaluation server",
+                                 description="Zip <pred>/<video>/<frame>.png as Annotations/<video>/<frame>.png.")
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predictions")
+    parser.add_argument("--out", required=True, type=Path, help="zip file to write")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vosuite", description="Video object segmentation toolkit.")
+    parser.add_argument("--version", action="version", version=f"vosuite {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_eval(commands)
+    _add_demo(commands)
+    _add_pack(commands)
+    return parser
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from vosuite.evaluate import EvalRequest, run_eval
+    from vosuite.metrics.evaluator import EvaluationConfig
+
+    for path in args.out:
+        if path.suffix.lower() not in (".csv", ".json"):
+            raise VosuiteError(f"--out: {path} must end in .csv or .json")
+    config = EvaluationConfig(task=args.task, official_decay=args.official_decay, strict=args.strict,
+                              max_proposals=args.max_proposals, workers=args.workers)
+    run_eval(EvalRequest(ground_truth=args.gt, predictions=args.pred, dataset=args.dataset, split=args.split,
+                         sequences=args.sequences, config=config, out=args.out, plot=args.plot,
+                         show_progress=not args.no_progress))
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from vosuite.demo import run_demo
+
+    run_demo(args.out, overwrite=args.overwrite)
+    return 0
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from vosuite.io.submission import pack_predictions
+
+    count = pack_predictions(args.pred, args.out)
+    print(f"wrote {args.out} ({count} masks)")
+    return 0
+
+
+COMMANDS = {"eval": _run_eval, "demo": _run_demo, "pack": _run_pack}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except VosuiteError as error:
+        if args.debug:
+            raise
+        print(f"vosuite: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print("vosuite: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Showing evaluation results: a terminal table and a per-sequence J&F bar chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from vosuite.errors import InputError
+from vosuite.io.atomic import atomic_path
+from vosuite.metrics.results import COLUMNS, EvaluationResult
+
+
+def results_table(result: EvaluationResult, title: str | None = None) -> Table:
+    """Global row, then one row per sequence (mean over its objects)."""
+    table = Table(title=title or f"DAVIS {result.task} evaluation", show_lines=False)
+    table.add_column("Sequence", style="bold")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    global_scores = result.global_scores()
+    table.add_row("Global", *(f"{global_scores[c]:.3f}" for c in COLUMNS), style="cyan")
+    for name, scores in result.sequence_scores().items():
+        table.add_row(name, *(f"{scores[c]:.3f}" for c in COLUMNS))
+    return table
+
+
+def print_results(result: EvaluationResult, console: Console | None = None) -> None:
+    console = console or Console()
+    if not console.is_terminal and console.width < 110:  # piped or logged: do not squeeze the columns
+        console = Console(file=console.file, width=110)
+    console.print(results_table(result))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def plot_sequences(result: EvaluationResult, path: str | Path) -> None:
+    """Bar chart of per-sequence J-Mean, F-Mean and J&F-Mean, sorted by J&F, with the global mean."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install 'vosuite[plot]'") from None
+    scores = result.sequence_scores()
+    names = sorted(scores, key=lambda n: scores[n]["J&F-Mean"])
+    positions = np.arange(len(names))
+    width = 0.27
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.55 * len(names) + 2.5), 4.2), dpi=120)
+    for offset, column, colour in ((-width, "J-Mean", "#4c72b0"), (0.0, "F-Mean", "#55a868"),
+                                   (width, "J&F-Mean", "#c44e52")):
+        axes.bar(positions + offset, [scores[n][column] for n in names], width, label=column, color=colour)
+    global_mean = result.global_scores()["J&F-Mean"]
+    axes.axhline(global_mean, color="#333333", linestyle="--", linewidth=1, label=f"global J&F {global_mean:.3f}")
+    axes.set_xticks(positions, names, rotation=45, ha="right")
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("score")
+    axes.set_title(f"Per-sequence scores ({result.task})")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)

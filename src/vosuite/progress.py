@@ -1,0 +1,28 @@
+"""Progress bars for long work (rich), silent when output is not a terminal or when asked."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, enabled: bool = True,
+                 console: Console | None = None) -> Iterator[Callable[[int, int], None]]:
+    """Yield ``update(done, total)``; draws a bar on stderr while the block runs."""
+    console = console or Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield lambda done, total: None
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=None, rate="")
+
+        def update(done: int, total: int, rate: str = "") -> None:
+            progress.update(task, completed=done, total=total, rate=rate)
+
+        yield update
