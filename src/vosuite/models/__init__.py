@@ -1,0 +1,15 @@
+"""Video object segmentation networks."""
+
+from vosuite.models.build import build, extract_state_dict, load_checkpoint, load_state_dict_strict
+from vosuite.models.deaot import VARIANTS, DeAOT, DeAOTConfig, get_config
+
+__all__ = [
+    "VARIANTS",
+    "DeAOT",
+    "DeAOTConfig",
+    "build",
+    "extract_state_dict",
+    "get_config",
+    "load_checkpoint",
+    "load_state_dict_strict",
+]

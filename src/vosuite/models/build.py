@@ -1,0 +1,90 @@
+"""Build DeAOT networks and load aot-benchmark checkpoints (strict key checking)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from vosuite.errors import InputError
+from vosuite.models.deaot import DeAOT, DeAOTConfig, get_config
+
+# Wrapper keys seen around aot-benchmark state dicts (trainer checkpoints, EMA copies).
+_WRAPPER_KEYS = ("state_dict", "ema", "model", "model_state_dict", "module")
+
+
+def _preview(keys: list[str], limit: int = 4) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... (+{len(keys) - limit})" if len(keys) > limit else "")
+
+
+def extract_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensor dict inside ``obj``: unwraps ``{'state_dict': ...}`` / ``{'ema': ...}`` (nested
+    too) and strips ``module.`` prefixes (DataParallel / DDP)."""
+    while isinstance(obj, Mapping) and not any(torch.is_tensor(v) for v in obj.values()):
+        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+        if inner is None:
+            raise InputError(f"{source}: no state dict found (top-level keys: {_preview(sorted(map(str, obj)))})")
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise InputError(f"{source}: expected a dict of tensors, got {type(obj).__name__}")
+    out = {}
+    for key, value in obj.items():
+        if not torch.is_tensor(value):
+            continue
+        while key.startswith("module."):
+            key = key[len("module."):]
+        out[key] = value
+    return out
+
+
+def load_state_dict_strict(model: DeAOT, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Copy ``state`` into ``model`` (cast to the model's dtypes). Raises InputError on missing,
+    unexpected or mis-shaped keys, naming a few of each."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_preview(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_preview(unexpected)})")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches ({_preview(mismatched)})")
+        raise InputError(f"{source} does not fit {model.cfg.name}: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def load_checkpoint(model: DeAOT, path: str | Path) -> DeAOT:
+    """Load an aot-benchmark checkpoint file (``torch.load(weights_only=True)``) into ``model``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure becomes a one-line input error
+        raise InputError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+    load_state_dict_strict(model, extract_state_dict(obj, str(path)), str(path))
+    return model
+
+
+def build(name_or_config: str | DeAOTConfig = "deaot-t", checkpoint: str | Path | None = None) -> DeAOT:
+    """A DeAOT network in eval mode: ``build("deaot-t", "weights.pt")``.
+
+    ``name_or_config``: a variant name (``deaot-t``, ``deaot-s``, ``deaot-b``, ``deaot-l``,
+    ``r50-deaot-l``) or a :class:`DeAOTConfig`. ``checkpoint``: optional aot-benchmark state dict.
+    """
+    if isinstance(name_or_config, DeAOTConfig):
+        cfg = name_or_config
+    else:
+        try:
+            cfg = get_config(name_or_config)
+        except KeyError as exc:
+            raise InputError(str(exc.args[0])) from exc
+    model = DeAOT(cfg)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    return model.eval()

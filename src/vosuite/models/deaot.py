@@ -1,0 +1,159 @@
+"""DeAOT network (Yang & Yang, "Decoupling Features in Hierarchical Propagation for Video Object
+Segmentation", NeurIPS 2022), a re-implementation of aot-benchmark's ``networks/models/deaot.py``.
+
+Pieces (checkpoint prefixes in brackets):
+
+* encoder [``encoder``]: MobileNetV2 or ResNet-50, 4 feature maps, output stride 16;
+  the last one is projected to ``embed_dim`` by a 1x1 conv [``encoder_projector``].
+* identity bank [``patch_wise_id_bank``]: conv k17 s16 p8 (k16 s16 without align_corners)
+  embedding the one-hot mask (``max_obj_num + 1`` channels) on the stride-16 grid, followed by
+  LayerNorm [``id_norm``] (AOT's identification mechanism, reused by DeAOT).
+* propagation [``LSTT``]: :class:`~vosuite.nn.gpm.DualBranchGPM` (DeAOT Sec. 3).
+* decoder [``decoder``]: :class:`~vosuite.nn.fpn_decoder.FPNSegmentationHead`.
+* sine position embedding (no parameters; built by the engine, unused by the GPM layers).
+
+The module is stateless: per-video memory lives in :mod:`vosuite.inference.deaot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from vosuite.nn.fpn_decoder import FPNSegmentationHead
+from vosuite.nn.gpm import DualBranchGPM, LayerCurrent, LayerMemory
+from vosuite.nn.mobilenetv2 import MobileNetV2
+from vosuite.nn.position import sine_position_embedding
+from vosuite.nn.resnet import resnet50
+
+
+@dataclass(frozen=True)
+class DeAOTConfig:
+    """Architecture + default test-time memory settings (aot-benchmark ``configs/models/*.py``)."""
+
+    name: str = "deaot-t"
+    encoder: str = "mobilenetv2"  # or "resnet50"
+    encoder_dims: tuple[int, int, int, int] = (24, 32, 96, 1280)  # strides 4, 8, 16, 16
+    embed_dim: int = 256  # MODEL_ENCODER_EMBEDDING_DIM
+    num_layers: int = 1  # MODEL_LSTT_NUM
+    self_heads: int = 1  # MODEL_SELF_HEADS
+    att_heads: int = 1  # MODEL_ATT_HEADS
+    max_obj_num: int = 10  # MODEL_MAX_OBJ_NUM
+    align_corners: bool = True  # MODEL_ALIGN_CORNERS
+    decoder_intermediate: bool = False  # MODEL_DECODER_INTERMEDIATE_LSTT
+    expand_ratio: float = 2.0
+    local_radius: int = 7  # short-term window 15x15
+    long_term_mem_gap: int = 9999  # TEST_LONG_TERM_MEM_GAP
+    short_term_mem_skip: int = 1  # TEST_SHORT_TERM_MEM_SKIP
+
+    @property
+    def num_ids(self) -> int:
+        """Identity channels incl. background."""
+        return self.max_obj_num + 1
+
+
+_R50_DIMS = (256, 512, 1024, 1024)
+
+#: The DeAOT variants of aot-benchmark (``deaott``, ``deaots``, ``deaotb``, ``deaotl``, ``r50_deaotl``).
+VARIANTS: dict[str, DeAOTConfig] = {
+    "deaot-t": DeAOTConfig(name="deaot-t", num_layers=1),
+    "deaot-s": DeAOTConfig(name="deaot-s", num_layers=2),
+    "deaot-b": DeAOTConfig(name="deaot-b", num_layers=3),
+    "deaot-l": DeAOTConfig(name="deaot-l", num_layers=3, long_term_mem_gap=5),
+    "r50-deaot-l": DeAOTConfig(name="r50-deaot-l", encoder="resnet50", encoder_dims=_R50_DIMS, num_layers=3,
+                               long_term_mem_gap=5),
+}
+
+
+def get_config(name: str, **overrides: object) -> DeAOTConfig:
+    """The config of a variant (``deaot-t`` ...; ``_`` and case ignored), with field overrides."""
+    key = name.lower().replace("_", "-")
+    if key not in VARIANTS:
+        raise KeyError(f"unknown DeAOT variant {name!r}; known: {', '.join(VARIANTS)}")
+    return replace(VARIANTS[key], **overrides) if overrides else VARIANTS[key]
+
+
+def _build_encoder(cfg: DeAOTConfig) -> nn.Module:
+    if cfg.encoder == "mobilenetv2":
+        return MobileNetV2(output_stride=16)
+    if cfg.encoder == "resnet50":
+        return resnet50(output_stride=16)
+    raise ValueError(f"unsupported encoder {cfg.encoder!r}")
+
+
+class DeAOT(nn.Module):
+    """The DeAOT network; see the module docstring. All methods are pure functions of their inputs."""
+
+    def __init__(self, cfg: DeAOTConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or DeAOTConfig()
+        d = cfg.embed_dim
+        self.encoder = _build_encoder(cfg)
+        self.encoder_projector = nn.Conv2d(cfg.encoder_dims[-1], d, kernel_size=1)
+        self.LSTT = DualBranchGPM(cfg.num_layers, d, cfg.self_heads, cfg.att_heads,
+                                  intermediate_norm=cfg.decoder_intermediate, expand_ratio=cfg.expand_ratio,
+                                  max_local_dis=cfg.local_radius)
+        decoder_in = d * (2 * cfg.num_layers + 1) if cfg.decoder_intermediate else d * 2
+        self.decoder = FPNSegmentationHead(decoder_in, cfg.num_ids, cfg.decoder_intermediate, hidden_dim=d,
+                                           shortcut_dims=cfg.encoder_dims, align_corners=cfg.align_corners)
+        if cfg.align_corners:
+            self.patch_wise_id_bank = nn.Conv2d(cfg.num_ids, d, kernel_size=17, stride=16, padding=8)
+        else:
+            self.patch_wise_id_bank = nn.Conv2d(cfg.num_ids, d, kernel_size=16, stride=16, padding=0)
+        self.id_norm = nn.LayerNorm(d)
+        nn.init.xavier_uniform_(self.encoder_projector.weight)
+        gain = 17**-2 if cfg.align_corners else 16**-2
+        nn.init.orthogonal_(self.patch_wise_id_bank.weight.view(d, -1), gain=gain)
+
+    # -- per-frame pieces -------------------------------------------------------------------
+    def encode_image(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """img [N, 3, H, W] normalised -> [s4, s8, s16, projected s16 (embed_dim ch)]."""
+        feats = list(self.encoder(img))
+        feats[-1] = self.encoder_projector(feats[-1])
+        return feats
+
+    def id_embedding(self, one_hot: torch.Tensor) -> torch.Tensor:
+        """one_hot [N, num_ids, H, W] -> ID embedding tokens [h*w, N, embed_dim] (conv + LayerNorm)."""
+        emb = self.patch_wise_id_bank(one_hot)  # [N, d, h, w]
+        emb = self.id_norm(emb.permute(2, 3, 0, 1)).permute(2, 3, 0, 1)
+        n, d, h, w = emb.shape
+        return emb.reshape(n, d, h * w).permute(2, 0, 1)
+
+    def one_hot(self, label: torch.Tensor) -> torch.Tensor:
+        """label [N, 1, H, W] or [N, H, W] with ids 0..max_obj_num -> float one-hot [N, num_ids, H, W]."""
+        if label.dim() == 3:
+            label = label.unsqueeze(1)
+        ids = torch.arange(self.cfg.num_ids, device=label.device).view(1, -1, 1, 1)
+        return (label == ids).float()
+
+    @staticmethod
+    def position_embedding(feat: torch.Tensor) -> torch.Tensor:
+        """Sine embedding for a stride-16 map [N, C, h, w] -> tokens [h*w, N, C]."""
+        n, c, h, w = feat.shape
+        pos = sine_position_embedding(h, w, c // 2, device=feat.device).expand(n, -1, -1, -1)
+        return pos.reshape(n, c, h * w).permute(2, 0, 1)
+
+    def propagate(
+        self,
+        feat16: torch.Tensor,
+        long_term: list[LayerMemory] | None = None,
+        short_term: list[LayerMemory] | None = None,
+        ref_id_emb: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], list[LayerCurrent], list[LayerMemory]]:
+        """Run the GPM stack on the projected stride-16 features [N, d, h, w]."""
+        n, c, h, w = feat16.shape
+        tokens = feat16.view(n, c, h * w).permute(2, 0, 1)  # [hw, N, d]
+        return self.LSTT(tokens, (h, w), long_term, short_term, ref_id_emb)
+
+    def memory_from_current(self, current: list[LayerCurrent], id_emb: torch.Tensor) -> list[LayerMemory]:
+        """Per-layer memory of a processed frame given its (predicted) ID embedding [hw, N, d]."""
+        return [LayerMemory(c.key, c.value, layer.id_value(c.id_input, id_emb))
+                for c, layer in zip(current, self.LSTT.layers, strict=True)]
+
+    def decode(self, outputs: list[torch.Tensor], feats: list[torch.Tensor]) -> torch.Tensor:
+        """GPM outputs ([hw, N, 2d] per layer) + encoder maps -> ID logits [N, num_ids, H/4, W/4]."""
+        n, _, h, w = feats[-1].shape
+        inputs = [feats[-1]] + [o.view(h, w, n, -1).permute(2, 3, 0, 1) for o in outputs]
+        return self.decoder(inputs, feats)

@@ -1,0 +1,107 @@
+"""DeAOT variants, checkpoint loading (wrappers, strict key checks) and the step-wise engine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vosuite.errors import InputError
+from vosuite.inference import DeAOTEngine, network_input_size
+from vosuite.models import VARIANTS, DeAOT, build, extract_state_dict, get_config
+
+
+@pytest.fixture(scope="module")
+def tiny() -> DeAOT:
+    return build("deaot-t")
+
+
+def test_variant_configs():
+    assert set(VARIANTS) == {"deaot-t", "deaot-s", "deaot-b", "deaot-l", "r50-deaot-l"}
+    assert [VARIANTS[k].num_layers for k in ("deaot-t", "deaot-s", "deaot-b", "deaot-l")] == [1, 2, 3, 3]
+    assert VARIANTS["deaot-l"].long_term_mem_gap == 5 and VARIANTS["deaot-b"].long_term_mem_gap == 9999
+    r50 = get_config("R50_DeAOT_L")
+    assert r50.encoder == "resnet50" and r50.encoder_dims == (256, 512, 1024, 1024) and r50.num_layers == 3
+    with pytest.raises(KeyError):
+        get_config("deaot-xl")
+    with pytest.raises(InputError, match="unknown DeAOT variant"):
+        build("deaot-xl")
+
+
+def test_second_layer_parameter_names():
+    keys = DeAOT(get_config("deaot-s")).state_dict()
+    assert "LSTT.layers.1.id_norm1.weight" in keys and "LSTT.layers.1.linear_ID_U.weight" in keys
+    assert keys["LSTT.layers.1.linear_ID_V.weight"].shape == (512, 512)
+    assert keys["LSTT.layers.0.linear_ID_V.weight"].shape == (512, 256)
+    assert "LSTT.layers.0.id_norm1.weight" not in keys
+    assert [k for k in keys if k.startswith("LSTT.decoder_norms")] == ["LSTT.decoder_norms.0.gn.weight",
+                                                                       "LSTT.decoder_norms.0.gn.bias"]
+
+
+def test_checkpoint_wrappers_round_trip(tmp_path, tiny):
+    state = {k: v.half() for k, v in tiny.state_dict().items()}
+    for i, obj in enumerate([state, {"state_dict": state, "optimizer": {}}, {"ema": state},
+                             {"state_dict": {"module." + k: v for k, v in state.items()}}]):
+        path = tmp_path / f"ckpt{i}.pth"
+        torch.save(obj, path)
+        loaded = build("deaot-t", path)
+        for k, v in loaded.state_dict().items():
+            assert v.dtype == torch.float32 and torch.equal(v, state[k].float()), k
+
+
+def test_checkpoint_strict_errors(tmp_path, tiny):
+    state = dict(tiny.state_dict())
+    del state["id_norm.weight"]
+    state["LSTT.mask_token"] = torch.zeros(1, 1, 256)
+    path = tmp_path / "bad.pth"
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(InputError) as info:
+        build("deaot-t", path)
+    msg = str(info.value)
+    assert "\n" not in msg and "1 missing keys (id_norm.weight)" in msg and "1 unexpected keys (LSTT.mask_token)" in msg
+    state = dict(tiny.state_dict())
+    torch.save(state, path)
+    with pytest.raises(InputError, match="does not fit deaot-s"):
+        build("deaot-s", path)
+    with pytest.raises(InputError, match="not found"):
+        build("deaot-t", tmp_path / "missing.pth")
+    with pytest.raises(InputError, match="no state dict"):
+        extract_state_dict({"epoch": 3}, "x")
+
+
+def test_network_input_size():
+    assert network_input_size(480, 854) == (481, 849)
+    # long edge capped at 1040 first: 720x1280 -> 585x1040; (585-1)/16 = 36.5 rounds half to even
+    assert network_input_size(720, 1280) == (577, 1041)
+    assert network_input_size(481, 849) == (481, 849)
+
+
+@pytest.mark.parametrize("name", ["deaot-s", "r50-deaot-l"])
+def test_engine_multi_layer_memory_growth(name):
+    torch.manual_seed(0)
+    model = build(name)
+    engine = DeAOTEngine(model, long_term_mem_gap=2)
+    img = torch.randn(1, 3, 81, 97)
+    label = torch.zeros(1, 1, 81, 97)
+    label[..., 20:50, 30:60] = 1
+    label[..., 60:, :20] = 2
+    state = engine.add_reference(img, label, obj_num=2)
+    assert state.size_2d == (6, 7) and len(state.long_term) == model.cfg.num_layers
+    assert state.pos_emb.shape == (42, 1, 256)
+    for t in range(1, 5):
+        out = engine.step(state, img + 0.1 * t, output_size=(80, 96))
+        assert out.shape == (1, 1, 80, 96) and int(out.max()) <= 2
+    # frames 2 and 4 joined the long-term memory (gap 2), newest first
+    assert state.long_term_frames == 3 and state.frame_step == 4
+    assert state.short_term[0].key.shape == (1, 128, 6, 7)
+    logits = (engine.propagate(state, img), engine.decode(state))[1]
+    assert logits.shape == (1, 11, 21, 25) and bool((logits[:, 3:] == -1e10).all())
+
+
+def test_engine_rejects_bad_inputs(tiny):
+    engine = DeAOTEngine(tiny)
+    img = torch.randn(1, 3, 65, 65)
+    with pytest.raises(InputError):
+        engine.add_reference(img, torch.zeros(1, 1, 65, 65), obj_num=11)
+    state = engine.add_reference(img, torch.zeros(1, 1, 65, 65), obj_num=1)
+    with pytest.raises(InputError):
+        engine.propagate(state, torch.randn(1, 3, 81, 81))
