@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vosuite.errors import InputError
+from vosuite.io.frames import natural_sorted
 from vosuite.io.masks import binarize_0_255, object_ids, read_mask
 
 MaskReader = Callable[[Path], np.ndarray]
@@ -70,17 +70,6 @@ class VideoRecord:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png",)
 SplitArg = str | os.PathLike | None
-
-
-def natural_key(text: str) -> tuple:
-    """Sort key that orders embedded numbers by value: ``frame2`` < ``frame10``."""
-    parts = re.split(r"(\d+)", text)
-    return (tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts)), text)
-
-
-def natural_sorted(items: Iterable[str]) -> list[str]:
-    """``items`` in natural order (see :func:`natural_key`)."""
-    return sorted(items, key=natural_key)
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import av
-
 from vosuite.datasets.base import (
     IMAGE_SUFFIXES,
     Dataset,
@@ -19,6 +17,7 @@ from vosuite.datasets.base import (
     subdirs,
 )
 from vosuite.errors import InputError
+from vosuite.io.frames import VideoFileSource
 from vosuite.io.masks import read_mask
 
 
@@ -62,20 +61,6 @@ class GenericFolder(Dataset):
         )
 
 
-def count_video_frames(video_file: Path) -> int:
-    """Number of frames in a video container (from its header, else by demuxing the packets)."""
-    try:
-        with av.open(str(video_file)) as container:
-            if not container.streams.video:
-                raise InputError(f"{video_file}: no video stream")
-            stream = container.streams.video[0]
-            if stream.frames > 0:
-                return int(stream.frames)
-            return sum(1 for packet in container.demux(stream) if packet.size > 0)
-    except av.error.FFmpegError as error:
-        raise InputError(f"{video_file}: cannot read video ({error})") from None
-
-
 def single_video(video: Path, first_mask: Path, read_labels: MaskReader = read_mask) -> VideoRecord:
     """One video with a mask for its first frame.
 
@@ -90,7 +75,7 @@ def single_video(video: Path, first_mask: Path, read_labels: MaskReader = read_m
         return _frames_folder_video(video, first_mask, read_labels)
     if not video.is_file():
         raise InputError(f"{video}: video not found")
-    count = count_video_frames(video)
+    count = VideoFileSource(video, short_side=None).count_frames()
     if count == 0:
         raise InputError(f"{video}: video has no frames")
     frame_names = [f"{index:05d}" for index in range(count)]

@@ -17,7 +17,7 @@ import numbers
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +59,20 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def natural_sort_key(name: str) -> tuple[tuple[str, int], ...]:
-    """Sort key that orders digit runs by value: ``frame2`` < ``frame10`` < ``Frame11``."""
-    parts = _DIGIT_RUNS.split(name)  # text, digits, text, digits, ..., text
-    key = tuple(
-        (part.casefold(), 0) if position % 2 == 0 else ("", int(part)) for position, part in enumerate(parts)
-    )
-    return (*key, (name, 0))  # the exact name breaks ties such as "a01" / "a1"
+def natural_sort_key(name: str) -> tuple[tuple[str | int, ...], str]:
+    """Sort key that orders digit runs by value: ``frame2`` < ``frame10`` < ``Frame11``.
+
+    Text runs compare case-insensitively; a name that is a prefix of another sorts first
+    (``frame`` < ``frame1``), and the exact name breaks remaining ties (``a01`` < ``a1``).
+    """
+    parts = _DIGIT_RUNS.split(name)  # text, digits, text, digits, ..., text: same kinds at same places
+    key = tuple(int(part) if position % 2 else part.casefold() for position, part in enumerate(parts))
+    return key, name
+
+
+def natural_sorted(names: Iterable[str]) -> list[str]:
+    """``names`` in natural order (see :func:`natural_sort_key`)."""
+    return sorted(names, key=natural_sort_key)
 
 
 def resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
@@ -255,6 +262,18 @@ class VideoFileSource(FrameSource):
     @property
     def fps(self) -> float | None:
         return self._fps
+
+    def count_frames(self) -> int:
+        """Number of frames: the count the container states, else the non-empty packets of the
+        first video stream, counted by demuxing (no decoding)."""
+        if self._num_frames is not None:
+            return self._num_frames
+        with self._open() as container:
+            stream = self._video_stream(container)
+            try:
+                return sum(1 for packet in container.demux(stream) if packet.size > 0)
+            except av.FFmpegError as error:
+                raise InputError(f"{self.path}: cannot read video ({_one_line(error)})") from None
 
     def _open(self) -> av.container.InputContainer:
         try:

@@ -71,9 +71,11 @@ class Boundary:
 def extract_boundary(mask: np.ndarray) -> Boundary:
     """Boundary map of a boolean [H, W] mask, cropped to the window that holds all its pixels.
 
-    Boundary pixels of a mask lie inside its bounding box grown by one pixel up and left, so the
-    map is computed on that window only (plus the row and column below and right of it, which the
-    east/south comparisons read). Image-edge rules apply only at the true last row and column.
+    Boundary pixels of a mask lie inside its bounding box grown by one pixel up and left (the
+    pixels whose south or east neighbour is in the object). The map is computed on the box grown
+    by one pixel on every side: the extra bottom row and right column lie outside the object, so
+    they hold no boundary pixel, and the image-edge rules of ``boundary_map`` can only fire there
+    when they are the image's true last row or column.
     """
     height, width = mask.shape
     mask_u8 = mask.view(np.uint8) if mask.dtype == bool else (mask != 0).astype(np.uint8)
@@ -82,33 +84,8 @@ def extract_boundary(mask: np.ndarray) -> Boundary:
         return Boundary(np.zeros((0, 0), np.uint8), 0, 0, 0)
     top, left = max(y - 1, 0), max(x - 1, 0)
     bottom, right = min(y + box_h + 1, height), min(x + box_w + 1, width)
-    window = boundary_map(mask[top:bottom, left:right])
-    # Inside the image, the window's last row/column must compare with the pixels beyond it.
-    if bottom < height:
-        window[-1, :] = _edge_row(mask, bottom - 1, left, right)
-    if right < width:
-        window[:, -1] = _edge_column(mask, right - 1, top, bottom)
-    pixels = window.view(np.uint8)
+    pixels = boundary_map(mask[top:bottom, left:right]).view(np.uint8)
     return Boundary(pixels, top, left, int(np.count_nonzero(pixels)))
-
-
-def _edge_row(mask: np.ndarray, row: int, left: int, right: int) -> np.ndarray:
-    """Full boundary rule for pixels (row, left:right) of a row that is not the image's last."""
-    width = mask.shape[1]
-    extended_right = min(right + 1, width)
-    here = mask[row, left:extended_right]
-    below = mask[row + 1, left:extended_right]
-    result = here != below
-    result[:-1] |= (here[:-1] != here[1:]) | (here[:-1] != below[1:])
-    if extended_right == right + 1:
-        return result[:-1]
-    result[-1] = here[-1] != below[-1]  # the image's last column: south only
-    return result
-
-
-def _edge_column(mask: np.ndarray, column: int, top: int, bottom: int) -> np.ndarray:
-    """Full boundary rule for pixels (top:bottom, column) of a column that is not the image's last."""
-    return _edge_row(mask.T, column, top, bottom)
 
 
 def matched_counts(first: Boundary, second: Boundary, radius: int) -> tuple[int, int]:

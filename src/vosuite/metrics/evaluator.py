@@ -9,6 +9,11 @@ these deliberate differences, each only where the official code fails or aborts:
 * Ground-truth objects are the ids present in the annotations (not 1..max of the first frame), so
   non-contiguous ids work; an object that first appears on a later frame is scored from the frame
   after its first appearance (semi-supervised).
+* An object with no frame left to score (it first appears on the last annotated frame) is left out
+  with a warning, instead of a NaN row that turns every global mean into NaN.
+* Unsupervised rows are named after the ground-truth object they are matched to
+  (``<video>_<object id>``); the official code numbers them by ascending proposal id. The
+  numbers are the same; with several objects per video the row names can differ.
 * A prediction without an object's id scores that object as empty (as the official code); ids
   that are not ground-truth objects are reported in ``warnings`` (an error with ``strict``).
 * Predictions whose only non-zero value is 255 (DAVIS-2016 style 0/255 PNGs) are read as id 1.
@@ -121,10 +126,14 @@ def _score(values: Callable[[FrameTally], float], frames: list[str], tallies: di
     return np.array([values(tallies[frame]) for frame in frames], dtype=np.float64)
 
 
-def _semi_objects(data: VideoTallies, config: EvaluationConfig) -> list[ObjectResult]:
+def _semi_objects(data: VideoTallies, config: EvaluationConfig, warnings: list[str]) -> list[ObjectResult]:
     results = []
     for object_id, first_frame in sorted(data.first_appearance.items()):
         frames = _object_frames(data.video, first_frame, data.tallies)
+        if not frames and len(data.video.annotated_frames) > 2:
+            warnings.append(f"{data.video.name}: object {object_id} first appears on frame {first_frame}, "
+                            "which leaves no frame to score; left out")
+            continue
         j_values = _score(lambda t, i=object_id: t.jaccard(i, i), frames, data.tallies)
         f_values = _score(lambda t, i=object_id: t.f_measure(i, i), frames, data.tallies)
         results.append(_object_result(data.video.name, object_id, frames, j_values, f_values, config))
@@ -138,7 +147,7 @@ def _object_result(sequence: str, object_id: int, frames: list[str], j_values: n
                         f=mean_recall_decay(f_values, config.official_decay), matched_proposal=proposal)
 
 
-def _unsupervised_objects(data: VideoTallies, config: EvaluationConfig) -> list[ObjectResult]:
+def _unsupervised_objects(data: VideoTallies, config: EvaluationConfig, warnings: list[str]) -> list[ObjectResult]:
     """Hungarian matching of proposals to objects once per sequence, on (mean J + mean F) / 2."""
     frames = list(data.tallies)
     truth_ids = sorted(data.first_appearance)
@@ -146,6 +155,8 @@ def _unsupervised_objects(data: VideoTallies, config: EvaluationConfig) -> list[
     if max_proposal > config.max_proposals:
         raise InputError(f"{data.video.name}: prediction id {max_proposal} exceeds the maximum of "
                          f"{config.max_proposals} proposals")
+    if not truth_ids:  # no ground-truth object: nothing to match (the official code gives no rows)
+        return []
     proposals = list(range(1, max(max_proposal, len(truth_ids)) + 1))
     j_scores = np.stack([np.stack([_score(lambda t, p=p, g=g: t.jaccard(p, g), frames, data.tallies)
                                    for g in truth_ids]) for p in proposals])  # [P, G, T]
@@ -208,7 +219,7 @@ class Evaluator:
                     raise InputError(message)
                 warnings.append(message)
             score = _unsupervised_objects if self.config.task == UNSUPERVISED else _semi_objects
-            objects.extend(score(data, self.config))
+            objects.extend(score(data, self.config, warnings))
         settings = {"task": self.config.task, "bound_th": self.config.bound_th,
                     "official_decay": self.config.official_decay}
         return EvaluationResult(task=self.config.task, objects=objects, warnings=warnings, settings=settings)
