@@ -4,6 +4,22 @@ Faithful implementations of recent VOS methods, an exact DAVIS / YouTube-VOS eva
 fast, bounded-memory CPU inference.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Segmenter", "__version__"]
+
+if TYPE_CHECKING:
+    from vosuite.segment import Segmenter
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `import vosuite` (and the CLI's --help) must not import torch
+    if name == "Segmenter":
+        from vosuite.segment import Segmenter
+
+        return Segmenter
+    raise AttributeError(f"module 'vosuite' has no attribute {name!r}")

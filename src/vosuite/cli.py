@@ -55,6 +55,63 @@ def _add_pack(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="zip file to write")
 
 
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model variant: deaot-t (default), deaot-s, deaot-b, deaot-l, r50-deaot-l")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="weights: a vosuite checkpoint (see `vosuite convert aot`) or an aot-benchmark one")
+    parser.add_argument("--size", type=int, metavar="PIXELS",
+                        help="internal resolution: shrink frames so the short side is <= PIXELS before the "
+                             "model's size rule (outputs stay at the input resolution); default: the model's")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--long-term-gap", type=int, metavar="N",
+                        help="add a frame to the long-term memory every N frames (default: the model's)")
+    parser.add_argument("--max-memory-frames", type=int, default=32, metavar="N",
+                        help="most long-term memory frames; the oldest non-reference frames are dropped "
+                             "(default: 32)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output folder's content")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_segment(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "segment", help="follow the objects of a first-frame mask through a video",
+        description="Segment a video file or a frames folder from its first frame's mask; writes one palette "
+                    "PNG per frame (<out>/<frame>.png) as it goes.")
+    parser.add_argument("input", type=Path, metavar="INPUT", help="video file (mp4, mov, ...) or frames folder")
+    parser.add_argument("--mask", required=True, type=Path, metavar="FIRST.png",
+                        help="mask of the first frame (palette ids, 0/255, or DAVIS-palette RGB)")
+    parser.add_argument("--masks-dir", type=Path, metavar="DIR",
+                        help="masks for later frames, named like the frames, that introduce new objects")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--overlay", type=Path, metavar="OUT.mp4", help="also write an overlay video")
+    _add_model_options(parser)
+
+
+def _add_infer(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "infer", help="predict every video of a dataset (for `vosuite eval` or an evaluation server)",
+        description="Write <out>/<video>/<frame>.png for every frame of every selected video. DAVIS: objects "
+                    "of the first frame; YouTube-VOS and generic: each object from its first annotated frame.")
+    parser.add_argument("--dataset", required=True, choices=["davis2016", "davis2017", "youtubevos", "generic"])
+    parser.add_argument("--root", required=True, type=Path, help="dataset root")
+    parser.add_argument("--split", help="split name (e.g. val, valid) or a text file of video names "
+                                        "(default: every video under the root)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    _add_model_options(parser)
+
+
+def _add_convert(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("convert", help="convert checkpoints of other codes to vosuite checkpoints")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    aot = kinds.add_parser("aot", help="an aot-benchmark DeAOT checkpoint",
+                           description="Convert an aot-benchmark checkpoint (state dict, EMA or trainer "
+                                       "wrappers, module. prefixes) into a vosuite checkpoint.")
+    aot.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="aot-benchmark .pth file")
+    aot.add_argument("out", type=Path, metavar="OUT", help="vosuite checkpoint to write (.pt)")
+    aot.add_argument("--model", default="deaot-t", help="variant the checkpoint holds (default: deaot-t)")
+    aot.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vosuite", description="Video object segmentation toolkit.")
     parser.add_argument("--version", action="version", version=f"vosuite {__version__}")
@@ -63,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_demo(commands)
     _add_pack(commands)
+    _add_segment(commands)
+    _add_infer(commands)
+    _add_convert(commands)
     return parser
 
 
@@ -96,7 +156,40 @@ def _run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": _run_eval, "demo": _run_demo, "pack": _run_pack}
+def _segmenter(args: argparse.Namespace):
+    from vosuite.segment import Segmenter
+
+    return Segmenter(model=args.model, checkpoint=args.checkpoint, size=args.size, threads=args.threads,
+                     long_term_gap=args.long_term_gap, max_memory_frames=args.max_memory_frames,
+                     progress=not args.no_progress)
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    report = _segmenter(args).segment(args.input, args.mask, args.out, masks_dir=args.masks_dir,
+                                      overlay=args.overlay, overwrite=args.overwrite)
+    print(report.summary())
+    if args.overlay is not None:
+        print(f"overlay: {args.overlay}")
+    return 0
+
+
+def _run_infer(args: argparse.Namespace) -> int:
+    report = _segmenter(args).infer(args.dataset, args.root, args.out, split=args.split, overwrite=args.overwrite)
+    print(report.summary())
+    return 0
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from vosuite.inference.weights import convert_aot
+
+    report = convert_aot(args.checkpoint, args.out, model=args.model, overwrite=args.overwrite)
+    print(f"wrote {report.out}: {report.model}, {report.tensors} tensors, {report.numbers:,} numbers "
+          "(all keys matched)")
+    return 0
+
+
+COMMANDS = {"eval": _run_eval, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
+            "infer": _run_infer, "convert": _run_convert}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,6 @@ trained VOS weights ship with vosuite, the tracker is the optical-flow propagati
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -15,22 +14,13 @@ from rich.console import Console
 
 from vosuite.datasets.registry import open_dataset
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
-from vosuite.errors import InputError
 from vosuite.evaluate import EvalRequest, run_eval
 from vosuite.inference.flow_propagation import FlowPropagator
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import write_mask
+from vosuite.io.output import prepare_output
 from vosuite.io.overlay import OverlayWriter
 from vosuite.progress import progress_bar
-
-
-def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse to write into a folder that already has content, unless ``overwrite``."""
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise InputError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def run_demo(out: Path, overwrite: bool = False, console: Console | None = None) -> float:

@@ -8,14 +8,19 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+Update = Callable[..., None]  # update(done: int, total: int, rate: str = "")
+
+
+def _no_update(done: int, total: int, rate: str = "") -> None:
+    """The update of a hidden bar."""
+
 
 @contextlib.contextmanager
-def progress_bar(description: str, enabled: bool = True,
-                 console: Console | None = None) -> Iterator[Callable[[int, int], None]]:
-    """Yield ``update(done, total)``; draws a bar on stderr while the block runs."""
+def progress_bar(description: str, enabled: bool = True, console: Console | None = None) -> Iterator[Update]:
+    """Yield ``update(done, total, rate="")``; draws a bar on stderr while the block runs."""
     console = console or Console(stderr=True)
     if not enabled or not console.is_terminal:
-        yield lambda done, total: None
+        yield _no_update
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())

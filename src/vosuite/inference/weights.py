@@ -1,0 +1,167 @@
+"""Finding, loading and converting model weights.
+
+Lookup: ``--checkpoint PATH`` when given; otherwise the weights that ship inside the package,
+``vosuite/weights/<model>.pt`` (none ship yet: the error says how to get some).
+
+A vosuite checkpoint is a plain dict, loaded with ``torch.load(weights_only=True)``::
+
+    {"format": "vosuite", "version": 1,
+     "model": {"name": "deaot-t", "config": {...DeAOTConfig fields...}},
+     "state_dict": {...}}
+
+``--checkpoint`` also accepts aot-benchmark checkpoints (plain state dicts, ``state_dict`` /
+``ema`` wrappers, ``module.`` prefixes); ``vosuite convert aot`` turns them into the format above.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vosuite.errors import InputError
+from vosuite.io.atomic import atomic_path
+from vosuite.models.build import build, extract_state_dict, load_state_dict_strict
+from vosuite.models.deaot import DeAOT, DeAOTConfig, get_config
+
+DEFAULT_MODEL = "deaot-t"
+CHECKPOINT_FORMAT = "vosuite"
+CHECKPOINT_VERSION = 1
+#: Where weights shipped with the package live (``<name>.pt``).
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def canonical_model_name(name: str) -> str:
+    """``DeAOT_T`` -> ``deaot-t``; an unknown name is an InputError listing the known ones."""
+    try:
+        return get_config(name).name
+    except KeyError as exc:
+        raise InputError(str(exc.args[0])) from None
+
+
+def packaged_weights(name: str) -> Path:
+    """Path of the weights that would ship with the package for model ``name``."""
+    return WEIGHTS_DIR / f"{canonical_model_name(name)}.pt"
+
+
+def missing_weights_message(name: str) -> str:
+    return (f"no trained weights for {name} ship with vosuite yet ({packaged_weights(name)} is absent): "
+            "train one with `vosuite train` (coming) or convert an aot-benchmark checkpoint with "
+            f"`vosuite convert aot CKPT.pth {name}.pt --model {name}`, then pass --checkpoint {name}.pt")
+
+
+def _load_file(path: Path) -> object:
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure becomes a one-line input error
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise InputError(f"cannot read checkpoint {path}: {first}") from exc
+
+
+def is_vosuite_checkpoint(obj: object) -> bool:
+    return isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT
+
+
+def config_from_dict(data: Mapping, source: str) -> DeAOTConfig:
+    """A :class:`DeAOTConfig` from its saved fields (unknown fields are an error, missing ones default)."""
+    fields = {f.name for f in dataclasses.fields(DeAOTConfig)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise InputError(f"{source}: model config has fields this vosuite does not know ({', '.join(unknown)}); "
+                         "upgrade vosuite")
+    return _dataclass_from_dict(DeAOTConfig, data)
+
+
+def _dataclass_from_dict(cls: type, data: Mapping) -> object:
+    """Rebuild a (possibly nested) frozen dataclass saved with ``dataclasses.asdict``."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            value = _dataclass_from_dict(type(default), value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def load_model(model: str | None = None, checkpoint: str | Path | None = None) -> DeAOT:
+    """The network with weights: from ``checkpoint`` (vosuite or aot-benchmark format) or the
+    packaged weights of ``model``. A vosuite checkpoint carries its config; ``model``, if given,
+    must name the same variant."""
+    if checkpoint is None:
+        name = canonical_model_name(model or DEFAULT_MODEL)
+        path = packaged_weights(name)
+        if not path.is_file():
+            raise InputError(missing_weights_message(name))
+    else:
+        path = Path(checkpoint)
+    obj = _load_file(path)
+    if is_vosuite_checkpoint(obj):
+        info = obj.get("model")
+        if not isinstance(info, Mapping) or not isinstance(info.get("config"), Mapping):
+            raise InputError(f"{path}: vosuite checkpoint without a model config")
+        cfg = config_from_dict(info["config"], str(path))
+        if model is not None and canonical_model_name(model) != cfg.name:
+            raise InputError(f"{path} holds {cfg.name} weights, not {canonical_model_name(model)} "
+                             "(drop --model or pass the matching checkpoint)")
+        net = DeAOT(cfg)
+        load_state_dict_strict(net, extract_state_dict(obj.get("state_dict"), str(path)), str(path))
+        return net.eval()
+    return build(canonical_model_name(model or DEFAULT_MODEL), path)  # aot-benchmark format
+
+
+def save_checkpoint(model: DeAOT, out: str | Path) -> Path:
+    """Write ``model`` as a vosuite checkpoint, atomically."""
+    out = Path(out)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model": {"name": model.cfg.name, "config": dataclasses.asdict(model.cfg)},
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+    }
+    with atomic_path(out, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+    return out
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    model: str
+    tensors: int
+    numbers: int
+    out: Path
+
+
+def convert_aot(checkpoint: str | Path, out: str | Path, model: str = DEFAULT_MODEL,
+                overwrite: bool = False) -> ConversionReport:
+    """aot-benchmark checkpoint (state dict, ``state_dict`` / ``ema`` wrappers, ``module.``
+    prefixes) -> clean vosuite checkpoint at ``out``. Missing, unexpected or mis-shaped keys are
+    an InputError naming them."""
+    src, out = Path(checkpoint), Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} exists (pass --overwrite to replace it)")
+    name = canonical_model_name(model)
+    obj = _load_file(src)
+    if is_vosuite_checkpoint(obj):
+        raise InputError(f"{src} is already a vosuite checkpoint")
+    if not extract_state_dict(obj, str(src)):
+        raise InputError(f"{src}: the checkpoint holds no tensors")
+    del obj
+    try:
+        net = build(name, src)  # strict key check (see vosuite.models.build)
+    except InputError as error:
+        raise InputError(f"{error} (is --model {name} the checkpoint's variant?)") from None
+    save_checkpoint(net, out)
+    own = net.state_dict()
+    return ConversionReport(model=name, tensors=len(own), numbers=sum(v.numel() for v in own.values()),
+                            out=out)
+
