@@ -1,8 +1,13 @@
-"""Build DeAOT networks and load aot-benchmark checkpoints (strict key checking)."""
+"""Build DeAOT networks and load aot-benchmark checkpoints (strict key checking).
+
+A deformable variant (``*-deform``) loads a vanilla checkpoint: its offset-network keys, and only
+those, may be missing; they keep their zero-offset initialisation and a warning names them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import torch
@@ -39,11 +44,14 @@ def extract_state_dict(obj: object, source: str = "checkpoint") -> dict[str, tor
     return out
 
 
-def load_state_dict_strict(model: DeAOT, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+def load_state_dict_strict(model: DeAOT, state: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                           allow_missing: Collection[str] = ()) -> list[str]:
     """Copy ``state`` into ``model`` (cast to the model's dtypes). Raises InputError on missing,
-    unexpected or mis-shaped keys, naming a few of each."""
+    unexpected or mis-shaped keys, naming a few of each; keys in ``allow_missing`` may be absent
+    (they keep the model's values). Returns the allowed keys that were missing."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
+    allowed = sorted((set(own) - set(state)) & set(allow_missing))
+    missing = sorted(set(own) - set(state) - set(allow_missing))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or mismatched:
@@ -55,11 +63,13 @@ def load_state_dict_strict(model: DeAOT, state: Mapping[str, torch.Tensor], sour
         if mismatched:
             parts.append(f"{len(mismatched)} shape mismatches ({_preview(mismatched)})")
         raise InputError(f"{source} does not fit {model.cfg.name}: " + "; ".join(parts))
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not allowed)
+    return allowed
 
 
 def load_checkpoint(model: DeAOT, path: str | Path) -> DeAOT:
-    """Load an aot-benchmark checkpoint file (``torch.load(weights_only=True)``) into ``model``."""
+    """Load an aot-benchmark checkpoint file (``torch.load(weights_only=True)``) into ``model``.
+    A deformable model accepts a vanilla checkpoint (offset networks missing; warns, see module doc)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
@@ -67,7 +77,12 @@ def load_checkpoint(model: DeAOT, path: str | Path) -> DeAOT:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure becomes a one-line input error
         raise InputError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-    load_state_dict_strict(model, extract_state_dict(obj, str(path)), str(path))
+    skipped = load_state_dict_strict(model, extract_state_dict(obj, str(path)), str(path),
+                                     allow_missing=model.offset_parameter_names())
+    if skipped:
+        warnings.warn(f"{path} has no offset-network weights for {model.cfg.name} ({len(skipped)} tensors: "
+                      f"{_preview(skipped, 2)}); they stay zero-initialised, i.e. zero offsets",
+                      stacklevel=2)
     return model
 
 
@@ -75,7 +90,8 @@ def build(name_or_config: str | DeAOTConfig = "deaot-t", checkpoint: str | Path 
     """A DeAOT network in eval mode: ``build("deaot-t", "weights.pt")``.
 
     ``name_or_config``: a variant name (``deaot-t``, ``deaot-s``, ``deaot-b``, ``deaot-l``,
-    ``r50-deaot-l``) or a :class:`DeAOTConfig`. ``checkpoint``: optional aot-benchmark state dict.
+    ``r50-deaot-l``, or one of them + ``-deform``) or a :class:`DeAOTConfig`. ``checkpoint``:
+    optional aot-benchmark state dict (vanilla weights load into ``-deform`` variants).
     """
     if isinstance(name_or_config, DeAOTConfig):
         cfg = name_or_config

@@ -13,15 +13,20 @@ Pieces (checkpoint prefixes in brackets):
 * sine position embedding (no parameters; built by the engine, unused by the GPM layers).
 
 The module is stateless: per-video memory lives in :mod:`vosuite.inference.deaot`.
+
+``attention="deformable"`` (variants ``*-deform``) uses the Gated Deformable Attention of
+Truong et al. (arXiv 2401.13937, Sec. 3) in every GPM layer; such a model loads the vanilla
+weights it shares, its offset networks start at zero offsets (see :func:`vosuite.models.build`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
+from vosuite.nn.deformable_attention import DeformableConfig, offset_parameter_names
 from vosuite.nn.fpn_decoder import FPNSegmentationHead
 from vosuite.nn.gpm import DualBranchGPM, LayerCurrent, LayerMemory
 from vosuite.nn.mobilenetv2 import MobileNetV2
@@ -47,6 +52,8 @@ class DeAOTConfig:
     local_radius: int = 7  # short-term window 15x15
     long_term_mem_gap: int = 9999  # TEST_LONG_TERM_MEM_GAP
     short_term_mem_skip: int = 1  # TEST_SHORT_TERM_MEM_SKIP
+    attention: str = "vanilla"  # or "deformable" (arXiv 2401.13937 Sec. 3)
+    deform: DeformableConfig = field(default_factory=DeformableConfig)  # used when attention="deformable"
 
     @property
     def num_ids(self) -> int:
@@ -65,14 +72,20 @@ VARIANTS: dict[str, DeAOTConfig] = {
     "r50-deaot-l": DeAOTConfig(name="r50-deaot-l", encoder="resnet50", encoder_dims=_R50_DIMS, num_layers=3,
                                long_term_mem_gap=5),
 }
+#: Deformable-attention twins ``<variant>-deform`` (same weights + zero-initialised offset networks).
+DEFORMABLE_VARIANTS: dict[str, DeAOTConfig] = {
+    f"{k}-deform": replace(v, name=f"{k}-deform", attention="deformable") for k, v in VARIANTS.items()
+}
 
 
 def get_config(name: str, **overrides: object) -> DeAOTConfig:
-    """The config of a variant (``deaot-t`` ...; ``_`` and case ignored), with field overrides."""
+    """The config of a variant (``deaot-t`` ... or ``deaot-t-deform`` ...; ``_`` and case ignored),
+    with field overrides."""
     key = name.lower().replace("_", "-")
-    if key not in VARIANTS:
-        raise KeyError(f"unknown DeAOT variant {name!r}; known: {', '.join(VARIANTS)}")
-    return replace(VARIANTS[key], **overrides) if overrides else VARIANTS[key]
+    known = {**VARIANTS, **DEFORMABLE_VARIANTS}
+    if key not in known:
+        raise KeyError(f"unknown DeAOT variant {name!r}; known: {', '.join(known)}")
+    return replace(known[key], **overrides) if overrides else known[key]
 
 
 def _build_encoder(cfg: DeAOTConfig) -> nn.Module:
@@ -94,7 +107,7 @@ class DeAOT(nn.Module):
         self.encoder_projector = nn.Conv2d(cfg.encoder_dims[-1], d, kernel_size=1)
         self.LSTT = DualBranchGPM(cfg.num_layers, d, cfg.self_heads, cfg.att_heads,
                                   intermediate_norm=cfg.decoder_intermediate, expand_ratio=cfg.expand_ratio,
-                                  max_local_dis=cfg.local_radius)
+                                  max_local_dis=cfg.local_radius, attention=cfg.attention, deform=cfg.deform)
         decoder_in = d * (2 * cfg.num_layers + 1) if cfg.decoder_intermediate else d * 2
         self.decoder = FPNSegmentationHead(decoder_in, cfg.num_ids, cfg.decoder_intermediate, hidden_dim=d,
                                            shortcut_dims=cfg.encoder_dims, align_corners=cfg.align_corners)
@@ -141,11 +154,18 @@ class DeAOT(nn.Module):
         long_term: list[LayerMemory] | None = None,
         short_term: list[LayerMemory] | None = None,
         ref_id_emb: torch.Tensor | None = None,
+        return_attn: bool = False,
     ) -> tuple[list[torch.Tensor], list[LayerCurrent], list[LayerMemory]]:
-        """Run the GPM stack on the projected stride-16 features [N, d, h, w]."""
+        """Run the GPM stack on the projected stride-16 features [N, d, h, w]; ``return_attn`` keeps
+        the memory attention weights of every layer in ``LayerCurrent.attention``."""
         n, c, h, w = feat16.shape
         tokens = feat16.view(n, c, h * w).permute(2, 0, 1)  # [hw, N, d]
-        return self.LSTT(tokens, (h, w), long_term, short_term, ref_id_emb)
+        return self.LSTT(tokens, (h, w), long_term, short_term, ref_id_emb, return_attn)
+
+    def offset_parameter_names(self) -> list[str]:
+        """State-dict keys of the offset networks (empty for vanilla attention): the only keys a
+        vanilla checkpoint may lack when loaded into a deformable model."""
+        return offset_parameter_names(self)
 
     def memory_from_current(self, current: list[LayerCurrent], id_emb: torch.Tensor) -> list[LayerMemory]:
         """Per-layer memory of a processed frame given its (predicted) ID embedding [hw, N, d]."""

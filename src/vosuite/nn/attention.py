@@ -35,6 +35,24 @@ def silu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(x)
 
 
+def seq_to_2d(x: torch.Tensor, size_2d: tuple[int, int]) -> torch.Tensor:
+    """[h*w, N, C] -> contiguous [N, C, h, w]."""
+    h, w = size_2d
+    _, n, c = x.shape
+    return x.view(h, w, n, c).permute(2, 3, 0, 1).contiguous()
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           dropout: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-head softmax attention: q [N, H, L, d] (already scaled), k [N, H, d, M], v [N, H, M, hd]
+    -> (output tokens [L, N, H*hd], attention weights [N, H, L, M])."""
+    attn = torch.softmax(q @ k, dim=-1)  # [N, H, L, M]
+    if dropout is not None:
+        attn = dropout(attn)
+    n, _, length, _ = q.shape
+    return (attn @ v).permute(2, 0, 1, 3).reshape(length, n, -1), attn
+
+
 class DepthwiseConvSeq(nn.Module):
     """5x5 depthwise conv (no bias) applied to a token sequence [h*w, N, C] laid out on its grid."""
 
@@ -98,8 +116,13 @@ class GatedPropagation(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, u: torch.Tensor,
                 size_2d: tuple[int, int]) -> torch.Tensor:
         """q [L, N, d_qk]; k [M, N, d_att*H]; v [M, N, d_vu or expand]; u [L, N, ...] -> [L, N, d_vu]."""
+        return self.propagate(q, k, v, u, size_2d)[0]
+
+    def propagate(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, u: torch.Tensor,
+                  size_2d: tuple[int, int], need_attn: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` plus, when ``need_attn``, the attention weights [N, H, L, M] (else None)."""
         heads, hd = self.num_head, self.hidden_dim
-        length, n, _ = q.shape
+        n = q.shape[1]
         if self.use_linear:
             q = k = self.linear_QK(q)
             v1, v2 = torch.split(v, self.d_vu // 2, dim=-1)
@@ -110,12 +133,14 @@ class GatedPropagation(nn.Module):
         q = q.view(-1, n, heads, self.d_att).permute(1, 2, 0, 3)  # [N, H, L, d_att]
         k = k.view(-1, n, heads, self.d_att).permute(1, 2, 3, 0)  # [N, H, d_att, M]
         v = v.view(-1, n, heads, hd).permute(1, 2, 0, 3)  # [N, H, M, hd]
-        attn = torch.softmax(q @ k, dim=-1)  # [N, H, L, M]
-        attn = self.dropout(attn)
-        out = (attn @ v).permute(2, 0, 1, 3).reshape(length, n, -1)  # [L, N, H*hd]
+        out, attn = attend(q, k, v, self.dropout)  # [L, N, H*hd]
+        return self.gate_and_project(out, u, size_2d), (attn if need_attn else None)
+
+    def gate_and_project(self, out: torch.Tensor, u: torch.Tensor, size_2d: tuple[int, int]) -> torch.Tensor:
+        """Gate the attention output [L, N, expand] by ``u``, 5x5 depthwise conv, linear -> [L, N, d_vu]."""
         out = out * u
         out = self.dw_conv(out, size_2d)
-        return self.projection(out)  # [L, N, d_vu]
+        return self.projection(out)
 
 
 def _window_index(width: int, radius: int, device: torch.device) -> torch.Tensor:
@@ -233,6 +258,11 @@ class LocalGatedPropagation(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, u: torch.Tensor,
                 size_2d: tuple[int, int]) -> torch.Tensor:
         """q, k [N, d_att*H, h, w]; v [N, expand, h, w]; u [h*w, N, expand] -> [h*w, N, d_vu]."""
+        return self.propagate(q, k, v, u, size_2d)[0]
+
+    def propagate(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, u: torch.Tensor,
+                  size_2d: tuple[int, int], need_attn: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` plus, when ``need_attn``, the window weights [N, H, (2r+1)^2, h*w] (else None)."""
         n, _, h, w = v.shape
         heads, slots = self.num_head, self.window_size**2
         rel = self.relative_emb_k(q).view(n, heads, slots, h * w)  # [N, H, win^2, hw]
@@ -247,4 +277,4 @@ class LocalGatedPropagation(nn.Module):
         agg = agg.reshape(n, heads, self.hidden_dim, h * w).permute(3, 0, 1, 2).reshape(h * w, n, -1)
         out = agg * u  # [hw, N, expand]
         out = self.dw_conv(out, size_2d)
-        return self.projection(out)  # [hw, N, d_vu]
+        return self.projection(out), (attn if need_attn else None)  # [hw, N, d_vu]

@@ -17,6 +17,10 @@ branch; both branches are propagated with the same weights by concatenating thei
 ``DualBranchGPM`` stacks layers and applies a GroupNorm(2 groups) over ``[x | x_id]`` to the
 final output. Parameter names follow aot-benchmark (``LSTT.layers.<i>...``,
 ``LSTT.decoder_norms.<i>.gn``).
+
+``attention="deformable"`` swaps the long- and short-term attention for the Gated Deformable
+Attention of Truong et al. (arXiv 2401.13937, Sec. 3, Fig. 2b-c), see
+:mod:`vosuite.nn.deformable_attention`; everything else (and every vanilla parameter name) is kept.
 """
 
 from __future__ import annotations
@@ -26,14 +30,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vosuite.nn.attention import GatedPropagation, LocalGatedPropagation, silu
+from vosuite.nn.attention import GatedPropagation, LocalGatedPropagation, seq_to_2d, silu
+from vosuite.nn.deformable_attention import (
+    DeformableConfig,
+    GatedDeformablePropagation,
+    LocalGatedDeformablePropagation,
+    OffsetNetwork,
+)
 
+__all__ = ["DualBranchGPM", "GatedPropagationLayer", "LayerCurrent", "LayerMemory", "PropagationAttention",
+           "seq_to_2d"]
 
-def seq_to_2d(x: torch.Tensor, size_2d: tuple[int, int]) -> torch.Tensor:
-    """[h*w, N, C] -> contiguous [N, C, h, w]."""
-    h, w = size_2d
-    _, n, c = x.shape
-    return x.view(h, w, n, c).permute(2, 3, 0, 1).contiguous()
+#: Values of the ``attention`` switch.
+ATTENTION_KINDS = ("vanilla", "deformable")
 
 
 @dataclass
@@ -47,13 +56,24 @@ class LayerMemory:
 
 
 @dataclass
+class PropagationAttention:
+    """Attention weights of one layer's memory propagation (kept only on request, e.g. for the
+    attention-map distillation of arXiv 2401.13937 Sec. 4)."""
+
+    long_term: torch.Tensor  # [N, H, hw, K]: K = T*hw (vanilla) or T*ceil(h/s)*ceil(w/s) (deformable)
+    short_term: torch.Tensor  # [N, H, (2r+1)^2, hw] local window weights
+
+
+@dataclass
 class LayerCurrent:
     """What one layer computed for the current frame and needs to turn it into memory later:
-    its key/value and the ID-branch input ``LN(x_id)`` (None in the first layer)."""
+    its key/value and the ID-branch input ``LN(x_id)`` (None in the first layer); plus its
+    attention weights when they were requested."""
 
     key: torch.Tensor  # [hw, N, d_att*H]
     value: torch.Tensor  # [hw, N, expand_d]
     id_input: torch.Tensor | None  # [hw, N, d] or None
+    attention: PropagationAttention | None = None
 
 
 class GroupNormSeq(nn.Module):
@@ -67,12 +87,32 @@ class GroupNormSeq(nn.Module):
         return self.gn(x.permute(1, 2, 0)).permute(2, 0, 1)
 
 
+def memory_attention(attention: str, d_model: int, heads: int, d_att: int, expand_ratio: float,
+                     max_local_dis: int, deform: DeformableConfig | None) -> tuple[nn.Module, nn.Module]:
+    """The (long-term, short-term) propagation modules of one layer for ``attention``."""
+    if attention not in ATTENTION_KINDS:
+        raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+    d_vu = d_model * 2
+    if attention == "vanilla":
+        return (GatedPropagation(d_model, d_vu, heads, use_linear=False, d_att=d_att, expand_ratio=expand_ratio),
+                LocalGatedPropagation(d_model, d_vu, heads, max_dis=max_local_dis, d_att=d_att,
+                                      expand_ratio=expand_ratio))
+    deform = deform or DeformableConfig()
+    local = LocalGatedDeformablePropagation if deform.short_term else LocalGatedPropagation
+    local_kwargs = {"deform": deform} if deform.short_term else {}
+    return (GatedDeformablePropagation(d_model, d_vu, heads, d_att=d_att, expand_ratio=expand_ratio, deform=deform),
+            local(d_model, d_vu, heads, max_dis=max_local_dis, d_att=d_att, expand_ratio=expand_ratio, **local_kwargs))
+
+
 class GatedPropagationLayer(nn.Module):
-    """One DeAOT propagation layer (see module docstring). ``layer_idx`` 0 has no ID input."""
+    """One DeAOT propagation layer (see module docstring). ``layer_idx`` 0 has no ID input.
+    ``attention``: "vanilla" (DeAOT) or "deformable" (Gated Deformable Attention, ``deform``)."""
 
     def __init__(self, d_model: int = 256, self_heads: int = 1, att_heads: int = 1, layer_idx: int = 0,
-                 expand_ratio: float = 2.0, max_local_dis: int = 7) -> None:
+                 expand_ratio: float = 2.0, max_local_dis: int = 7, attention: str = "vanilla",
+                 deform: DeformableConfig | None = None) -> None:
         super().__init__()
+        self.deformable = attention == "deformable"
         self.d_model = d_model
         self.layer_idx = layer_idx
         self.att_heads = att_heads
@@ -87,16 +127,17 @@ class GatedPropagationLayer(nn.Module):
             self.id_norm1 = nn.LayerNorm(d_model)
             self.linear_ID_V = nn.Linear(d_model * 2, self.expand_d)
             self.linear_ID_U = nn.Linear(d_model, self.expand_d)
-        self.long_term_attn = GatedPropagation(d_model, d_model * 2, att_heads, use_linear=False,
-                                               d_att=self.d_att, expand_ratio=expand_ratio)
-        self.short_term_attn = LocalGatedPropagation(d_model, d_model * 2, att_heads, max_dis=max_local_dis,
-                                                     d_att=self.d_att, expand_ratio=expand_ratio)
+        self.long_term_attn, self.short_term_attn = memory_attention(
+            attention, d_model, att_heads, self.d_att, expand_ratio, max_local_dis, deform)
         self.norm2 = nn.LayerNorm(d_model)
         self.id_norm2 = nn.LayerNorm(d_model)
         self.self_attn = GatedPropagation(d_model * 2, d_model * 2, self_heads, d_att=self.d_att)
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
+        for m in self.modules():
+            if isinstance(m, OffsetNetwork):
+                m.zero_offsets()  # offsets start at exactly zero (after the xavier pass above)
 
     def id_value(self, id_input: torch.Tensor | None, id_emb: torch.Tensor) -> torch.Tensor:
         """Memory ID values ``SiLU(linear_ID_V([id_input |] id_emb))``: [L, N, expand_d]."""
@@ -111,9 +152,11 @@ class GatedPropagationLayer(nn.Module):
         long_term: LayerMemory | None = None,
         short_term: LayerMemory | None = None,
         ref_id_emb: torch.Tensor | None = None,
+        return_attn: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, LayerCurrent, LayerMemory | None]:
         """x, x_id [hw, N, d]. Either pass memories (``long_term`` tokens, ``short_term`` maps), or
         ``ref_id_emb`` [hw, N, d] to propagate a reference frame against itself.
+        ``return_attn`` keeps the memory attention weights in ``LayerCurrent.attention``.
 
         Returns (x, x_id, current-frame key/value, the frame's own memory when ``ref_id_emb``).
         """
@@ -135,10 +178,16 @@ class GatedPropagationLayer(nn.Module):
             own_memory = long_term
         if long_term is None or short_term is None:
             raise ValueError("pass either both memories or ref_id_emb")
-        global_v = torch.cat([long_term.value, long_term.id_value], dim=-1)  # [M, N, 2*expand_d]
+        if self.deformable:  # sampled part by part: no copy of the whole long-term memory
+            global_v = (long_term.value, long_term.id_value)
+        else:
+            global_v = torch.cat([long_term.value, long_term.id_value], dim=-1)  # [M, N, 2*expand_d]
         local_v = torch.cat([short_term.value, short_term.id_value], dim=1)  # [N, 2*expand_d, h, w]
-        out_lt = self.long_term_attn(q, long_term.key, global_v, gate, size_2d)  # [hw, N, 2d]
-        out_st = self.short_term_attn(seq_to_2d(q, size_2d), short_term.key, local_v, gate, size_2d)
+        out_lt, attn_lt = self.long_term_attn.propagate(q, long_term.key, global_v, gate, size_2d,
+                                                        return_attn)  # [hw, N, 2d]
+        del global_v
+        out_st, attn_st = self.short_term_attn.propagate(seq_to_2d(q, size_2d), short_term.key, local_v, gate,
+                                                         size_2d, return_attn)
         lt, lt_id = torch.split(out_lt, self.d_model, dim=-1)
         st, st_id = torch.split(out_st, self.d_model, dim=-1)
         x = x + (lt + st)
@@ -146,7 +195,8 @@ class GatedPropagationLayer(nn.Module):
         both = torch.cat([self.norm2(x), self.id_norm2(x_id)], dim=-1)  # [hw, N, 2d]
         out = self.self_attn(both, both, both, both, size_2d)
         sa, sa_id = torch.split(out, self.d_model, dim=-1)
-        return x + sa, x_id + sa_id, LayerCurrent(q, v, id_input), own_memory
+        attention = PropagationAttention(attn_lt, attn_st) if return_attn else None
+        return x + sa, x_id + sa_id, LayerCurrent(q, v, id_input, attention), own_memory
 
 
 class DualBranchGPM(nn.Module):
@@ -157,12 +207,13 @@ class DualBranchGPM(nn.Module):
     """
 
     def __init__(self, num_layers: int = 1, d_model: int = 256, self_heads: int = 1, att_heads: int = 1,
-                 intermediate_norm: bool = False, expand_ratio: float = 2.0, max_local_dis: int = 7) -> None:
+                 intermediate_norm: bool = False, expand_ratio: float = 2.0, max_local_dis: int = 7,
+                 attention: str = "vanilla", deform: DeformableConfig | None = None) -> None:
         super().__init__()
         self.num_layers = num_layers
         self.intermediate_norm = intermediate_norm
         self.layers = nn.ModuleList(
-            GatedPropagationLayer(d_model, self_heads, att_heads, i, expand_ratio, max_local_dis)
+            GatedPropagationLayer(d_model, self_heads, att_heads, i, expand_ratio, max_local_dis, attention, deform)
             for i in range(num_layers)
         )
         num_norms = num_layers if intermediate_norm else 1
@@ -175,8 +226,10 @@ class DualBranchGPM(nn.Module):
         long_term: list[LayerMemory] | None = None,
         short_term: list[LayerMemory] | None = None,
         ref_id_emb: torch.Tensor | None = None,
+        return_attn: bool = False,
     ) -> tuple[list[torch.Tensor], list[LayerCurrent], list[LayerMemory]]:
-        """x [hw, N, d] -> (outputs per layer [hw, N, 2d], current key/values, own memories)."""
+        """x [hw, N, d] -> (outputs per layer [hw, N, 2d], current key/values, own memories).
+        ``return_attn``: keep each layer's memory attention weights in ``LayerCurrent.attention``."""
         outputs, currents, own = [], [], []
         x_id = None
         for i, layer in enumerate(self.layers):
@@ -185,6 +238,7 @@ class DualBranchGPM(nn.Module):
                 None if long_term is None else long_term[i],
                 None if short_term is None else short_term[i],
                 ref_id_emb,
+                return_attn,
             )
             outputs.append(torch.cat([x, x_id], dim=2))
             currents.append(current)
