@@ -112,6 +112,26 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     aot.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train a VOS model from a YAML recipe (configs/*.yaml)",
+        description="Train with a YAML config and key=value overrides (dotted keys, e.g. train.total_steps=1000); "
+                    "runs unchanged under torchrun --nproc_per_node N. The run folder holds config.yaml, "
+                    "metrics.jsonl, last.pt (resume), best.pt and final.pt (EMA weights for --checkpoint).")
+    parser.add_argument("--config", type=Path, help="YAML recipe (not needed with --resume)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
+    parser.add_argument("--out", type=Path, default=Path("runs"), metavar="RUNS_DIR",
+                        help="where new run folders go (default: runs/)")
+
+
+def _add_plot_log(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("plot-log", help="draw a training run's loss and J&F curves",
+                                 description="Plot metrics.jsonl of a run folder into a PNG.")
+    parser.add_argument("run", type=Path, metavar="RUN", help="run folder")
+    parser.add_argument("--out", type=Path, metavar="FILE.png", help="image to write (default: RUN/curves.png)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vosuite", description="Video object segmentation toolkit.")
     parser.add_argument("--version", action="version", version=f"vosuite {__version__}")
@@ -123,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment(commands)
     _add_infer(commands)
     _add_convert(commands)
+    _add_train(commands)
+    _add_plot_log(commands)
     return parser
 
 
@@ -188,8 +210,27 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train(args: argparse.Namespace) -> int:
+    from vosuite.training.engine import train
+
+    if args.config is None and args.resume is None:
+        raise VosuiteError("train: pass --config FILE.yaml or --resume RUN")
+    trainer = train(args.config, args.overrides, resume=args.resume, out=args.out)
+    if trainer.context.is_main:
+        print(f"run: {trainer.run_dir} (step {trainer.step})")
+    return 0
+
+
+def _run_plot_log(args: argparse.Namespace) -> int:
+    from vosuite.training.plot import plot_log
+
+    print(f"wrote {plot_log(args.run, args.out)}")
+    return 0
+
+
 COMMANDS = {"eval": _run_eval, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
-            "infer": _run_infer, "convert": _run_convert}
+            "infer": _run_infer, "convert": _run_convert,
+            "train": _run_train, "plot-log": _run_plot_log}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,265 @@
+"""Training configuration: dataclasses loaded from YAML, with ``key=value`` command-line overrides.
+
+A YAML file mirrors :class:`TrainConfig` (sections ``model``, ``data``, ``optim``, ``train``,
+``val``); missing keys keep their defaults, unknown keys are errors. Overrides use dotted keys and
+are parsed as YAML scalars, then converted to the field's type::
+
+    config = load_config("configs/smoke.yaml", ["train.total_steps=10", "data.size=[64,64]"])
+    save_config(config, run_dir / "config.yaml")
+
+Defaults follow aot-benchmark ``configs/default.py`` (the main training stage, PRE_YTB_DAV).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vosuite.errors import InputError
+from vosuite.io.atomic import write_text_atomic
+
+
+@dataclass
+class ModelSection:
+    """The network: a variant name (``deaot-t``, ``deaot-l-deform`` ...) and optional initial weights."""
+
+    name: str = "deaot-t"
+    checkpoint: str | None = None  # aot-benchmark or vosuite weights to start from
+    encoder_freeze_at: int = 2  # TRAIN_ENCODER_FREEZE_AT: 1 = stem, 2 = stem + first stage frozen
+
+
+@dataclass
+class DataSection:
+    """Where training clips come from and how they are drawn (see :class:`~vosuite.training.data.ClipConfig`)."""
+
+    dataset: str = "davis2016"  # a name of :func:`vosuite.datasets.open_dataset`
+    root: str = "../shared/data/davis2016"
+    split: str | None = "train"
+    num_frames: int = 5  # DATA_SEQ_LEN
+    size: tuple[int, int] = (465, 465)  # DATA_RANDOMCROP
+    max_gap: int = 12  # DATA_RANDOM_GAP_DAVIS
+    reverse_prob: float = 0.5
+    static_prob: float = 0.0
+    augment: bool = True  # False: crop + flip only (no jitter, motion, elastic, pasted objects)
+    min_object_pixels: int = 100
+    workers: int = 0  # DataLoader worker processes
+
+
+@dataclass
+class OptimSection:
+    """AdamW with aot-benchmark's warm-up + poly learning-rate schedule (``utils/learning.py``)."""
+
+    lr: float = 2e-4  # TRAIN_LR
+    min_lr: float = 2e-5  # TRAIN_LR_MIN (MobileNetV2 encoders)
+    power: float = 0.9  # TRAIN_LR_POWER
+    warmup_ratio: float = 0.05  # TRAIN_LR_WARM_UP_RATIO
+    cosine: bool = False  # TRAIN_LR_COSINE_DECAY
+    encoder_lr_ratio: float = 0.1  # TRAIN_LR_ENCODER_RATIO
+    weight_decay: float = 0.07  # TRAIN_WEIGHT_DECAY
+    no_decay_keys: list[str] = field(default_factory=lambda: [
+        "absolute_pos_embed", "relative_position_bias_table", "relative_emb_v", "conv_out"])
+    clip_grad_norm: float = 5.0  # TRAIN_CLIP_GRAD_NORM
+    ema_ratio: float = 0.1  # TRAIN_EMA_RATIO: decay = 1 - 1 / (total_steps * ratio)
+
+
+@dataclass
+class TrainSection:
+    """The loop: steps, batch, losses' schedules, checkpoints, logging, device."""
+
+    total_steps: int = 100_000  # TRAIN_TOTAL_STEPS
+    batch_size: int = 16  # TRAIN_BATCH_SIZE, global (split over the ranks)
+    seed: int = 0
+    aux_loss_weight: float = 1.0  # TRAIN_AUX_LOSS_WEIGHT (reference frame's own prediction)
+    aux_loss_ratio: float = 1.0  # TRAIN_AUX_LOSS_RATIO: the aux weight decays to 0 over ratio * total
+    top_k_percent: float = 0.15  # TRAIN_TOP_K_PERCENT_PIXELS
+    hard_mining_ratio: float = 0.5  # TRAIN_HARD_MINING_RATIO
+    seq_training_start_ratio: float = 0.5  # TRAIN_SEQ_TRAINING_START_RATIO: then predictions feed memory
+    seq_training_freeze: list[str] = field(default_factory=lambda: ["patch_wise_id_bank"])
+    long_term_gap: int | None = None  # TRAIN_LONG_TERM_MEM_GAP; None: 9999 (deaot-l: 2)
+    id_shuffle: bool = True  # random identity assignment per clip (restart_engine(..., True))
+    amp: bool = False  # bf16 autocast (off: slower than fp32 on CPU)
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # torch threads per process
+    log_every: int = 10
+    checkpoint_every: int = 1000
+    find_unused_parameters: bool = True  # DDP: the ID bank gets no gradient in sequential training
+    progress: bool = True
+
+
+@dataclass
+class ValSection:
+    """Validation with the real evaluator (J&F) every ``every`` steps; 0 disables it."""
+
+    every: int = 0
+    dataset: str = "davis2016"
+    root: str = "../shared/data/davis2016"
+    split: str | None = "val"
+    videos: list[str] = field(default_factory=list)  # subset of the split; empty = all
+    size: int | None = None  # internal resolution of the Segmenter
+    use_ema: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """A whole training recipe."""
+
+    method: str = "deaot"
+    name: str = "run"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    val: ValSection = field(default_factory=ValSection)
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed conversion
+# ---------------------------------------------------------------------------------------------
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    """(True, X) for ``X | None`` / ``Optional[X]``, else (False, tp)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+def _number_from_text(value: str, tp: type, key: str) -> Any:
+    """YAML 1.1 reads ``1e-3`` as a string: numbers written that way are accepted."""
+    try:
+        return tp(value)
+    except ValueError:
+        raise InputError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+
+
+def _convert_scalar(value: Any, tp: type, key: str) -> Any:
+    if tp in (int, float) and isinstance(value, str):
+        return _number_from_text(value, tp, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise InputError(f"{key}: expected true/false, got {value!r}")
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(f"{key}: expected {tp.__name__}, got {value!r}")
+
+
+def convert(value: Any, tp: Any, key: str) -> Any:
+    """``value`` (parsed YAML) as type ``tp``; raises :class:`InputError` naming ``key``."""
+    optional, tp = _is_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise InputError(f"{key}: may not be null")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise InputError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, key)
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and Ellipsis not in args:
+            if len(value) != len(args):
+                raise InputError(f"{key}: expected {len(args)} values, got {len(value)}")
+            return tuple(convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        items = [convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    return _convert_scalar(value, tp, key)
+
+
+def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """An instance of dataclass ``cls`` from a mapping; unknown keys are errors, missing keep defaults."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(map(str, data)) - names)
+    if unknown:
+        where = prefix or cls.__name__
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    values = {name: convert(value, hints[name], f"{prefix}.{name}" if prefix else name)
+              for name, value in data.items()}
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict (lists for tuples) of a config dataclass, for YAML / JSON / checkpoints."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+    return plain(dataclasses.asdict(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides, files
+# ---------------------------------------------------------------------------------------------
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-4"`` -> (["train", "lr"], 1e-4); the value is a YAML scalar / flow list."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"override {text!r}: expected key=value (e.g. train.total_steps=100)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise InputError(f"override {text!r}: cannot parse the value ({exc})") from None
+    if isinstance(value, str) and value.lower() in ("none", "null", "~"):
+        value = None
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set every ``key=value`` in the nested dict ``data`` (in place) and return it."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InputError(f"override {text!r}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in a YAML file (empty file: {})."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
+    """The config of YAML file ``path`` (None: the defaults) with ``key=value`` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    return from_dict(TrainConfig, apply_overrides(data, overrides))
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML, atomically."""
+    path = Path(path)
+    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+    return path

@@ -1,0 +1,88 @@
+"""Multi-process training: ``torchrun --nproc_per_node N -m vosuite train ...`` runs unchanged.
+
+With ``WORLD_SIZE`` > 1 in the environment (set by torchrun) the process group is initialised
+from the environment variables (``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``): NCCL on GPUs, gloo
+on CPU. Every rank draws its own shard of each global batch; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> this rank's GPU when CUDA is available, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """The context of this process; joins the process group when ``WORLD_SIZE`` > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    target = resolve_device(device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if target.type == "cuda" else "gloo"
+        if target.type == "cuda":
+            torch.cuda.set_device(target)
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=target)
+
+
+def shutdown(context: DistContext) -> None:
+    """Leave the process group (if this process joined one)."""
+    if context.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def mean_over_ranks(values: Mapping[str, float], context: DistContext) -> dict[str, float]:
+    """Each value averaged over the ranks (the same dict on every rank)."""
+    if not context.enabled or not values:
+        return dict(values)
+    keys = sorted(values)
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor)
+    tensor /= context.world_size
+    return dict(zip(keys, tensor.tolist(), strict=True))
+
+
+def broadcast_float(value: float, context: DistContext) -> float:
+    """Rank 0's ``value`` on every rank."""
+    if not context.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
+def barrier(context: DistContext) -> None:
+    """Wait for every rank."""
+    if context.enabled:
+        dist.barrier()

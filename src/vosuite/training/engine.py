@@ -1,0 +1,371 @@
+"""The method-agnostic training loop: ``Trainer(config, method).fit()``.
+
+One step: draw this rank's shard of the global batch (sample ``step * world * B + rank * B + i``,
+a pure function of the seed and the step, so a resumed run sees the same data), set the learning
+rates (warm-up + poly), forward through the method's ``training_step`` (DDP-wrapped under
+torchrun), backward, clip the gradient norm, AdamW step, EMA update. Rank 0 appends to
+``metrics.jsonl``, writes ``last.pt`` every ``checkpoint_every`` steps, validates every
+``val.every`` steps and keeps the best EMA weights as ``best.pt`` (a vosuite checkpoint usable by
+``vosuite segment --checkpoint``); ``final.pt`` holds the EMA weights at the end.
+
+Run folder: ``config.yaml`` (the resolved config), ``metrics.jsonl``, ``last.pt``, ``best.pt``,
+``final.pt``, ``val/`` (latest predictions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vosuite.errors import InputError
+from vosuite.progress import progress_bar
+from vosuite.training.checkpoint import (
+    BEST,
+    LAST,
+    load_training_checkpoint,
+    rng_state,
+    save_training_checkpoint,
+    set_rng_state,
+)
+from vosuite.training.config import (
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    read_yaml,
+    save_config,
+    to_dict,
+)
+from vosuite.training.data.clips import loader_options
+from vosuite.training.distributed import (
+    DistContext,
+    barrier,
+    broadcast_float,
+    init_distributed,
+    mean_over_ranks,
+    shutdown,
+)
+from vosuite.training.ema import ExponentialMovingAverage, ema_decay
+from vosuite.training.methods import Method, make_method
+from vosuite.training.run_log import MetricsLog
+from vosuite.training.schedule import Schedule, param_groups
+
+CONFIG_FILE = "config.yaml"
+FINAL = "final.pt"
+VAL_METRIC = "J&F-Mean"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: a deterministic stream of global sample indices
+# ---------------------------------------------------------------------------------------------
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields, for steps ``start .. total-1``, this rank's indices ``step * world * B + rank * B + i``."""
+
+    def __init__(self, start: int, total: int, per_rank: int, world_size: int = 1, rank: int = 0) -> None:
+        self.start, self.total, self.per_rank = start, total, per_rank
+        self.world_size, self.rank = world_size, rank
+
+    def __len__(self) -> int:
+        return max(self.total - self.start, 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.total):
+            first = step * self.world_size * self.per_rank + self.rank * self.per_rank
+            yield list(range(first, first + self.per_rank))
+
+
+class GlobalIndexDataset(Dataset):
+    """Sample ``g`` of an endless stream over a :class:`~vosuite.training.data.ClipDataset`: epoch
+    ``g // len``, item ``g % len``; the sample dict gains ``"index": g``."""
+
+    def __init__(self, clips: Any) -> None:
+        self.clips = clips
+
+    def __len__(self) -> int:  # the stream is endless; the sampler decides
+        return 2**62
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        epoch, item = divmod(int(index), len(self.clips))
+        self.clips.set_epoch(epoch)
+        return {**self.clips[item], "index": int(index)}
+
+
+def collate_clips(samples: list[dict[str, object]]) -> dict[str, object]:
+    """Stack frames [B, T, 3, H, W] and labels [B, T, 1, H, W]; obj_num / index / video as lists."""
+    return {"frames": torch.stack([s["frames"] for s in samples]),
+            "labels": torch.stack([s["labels"] for s in samples]),
+            "obj_num": [int(s["obj_num"]) for s in samples], "index": [int(s["index"]) for s in samples],
+            "video": [str(s["video"]) for s in samples]}
+
+
+def build_clip_dataset(config: TrainConfig, max_objects: int) -> Any:
+    """The :class:`~vosuite.training.data.ClipDataset` of ``config.data``."""
+    from vosuite.datasets import open_dataset
+    from vosuite.training.data import ClipConfig, ClipDataset, CropConfig
+
+    data = config.data
+    off = {} if data.augment else {"jitter": None, "motion": None, "elastic": None, "paste": None}
+    clip_config = ClipConfig(num_frames=data.num_frames, size=data.size, max_gap=data.max_gap,
+                             reverse_prob=data.reverse_prob, static_prob=data.static_prob, max_objects=max_objects,
+                             min_object_pixels=data.min_object_pixels,
+                             crop=CropConfig(min_object_pixels=data.min_object_pixels), seed=config.train.seed, **off)
+    return ClipDataset(open_dataset(data.dataset, data.root, data.split), clip_config)
+
+
+def batch_stream(config: TrainConfig, clips: Any, start: int, context: DistContext) -> Iterator[dict[str, object]]:
+    """This rank's batches from step ``start`` on."""
+    world = context.world_size
+    if config.train.batch_size % world:
+        raise InputError(f"train.batch_size {config.train.batch_size} is not a multiple of the {world} processes")
+    sampler = StepBatchSampler(start, config.train.total_steps, config.train.batch_size // world, world, context.rank)
+    workers = config.data.workers
+    loader = DataLoader(GlobalIndexDataset(clips), batch_sampler=sampler, collate_fn=collate_clips,
+                        persistent_workers=False, **loader_options(workers))
+    return iter(loader)
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------------------------
+
+class TrainingModule(nn.Module):
+    """``forward(batch, step) -> (loss, logs)`` through the method, so DDP can wrap it."""
+
+    def __init__(self, model: nn.Module, method: Method) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, batch: Mapping[str, object], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.method.training_step(self.model, batch, step)
+
+
+@dataclass
+class BestScore:
+    """The best validation score so far."""
+
+    score: float = -math.inf
+    step: int = -1
+
+
+def new_run_dir(out: str | os.PathLike, name: str) -> Path:
+    """``<out>/<name>-<YYYYmmdd-HHMMSS>`` (suffixed when it exists)."""
+    base = Path(out) / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def resume_config(run_dir: str | os.PathLike, overrides: list[str] = ()) -> TrainConfig:
+    """The saved config of a run with ``key=value`` overrides (e.g. more total steps)."""
+    path = Path(run_dir) / CONFIG_FILE
+    return from_dict(TrainConfig, apply_overrides(read_yaml(path), overrides))
+
+
+@contextlib.contextmanager
+def preserved_rng_and_threads() -> Iterator[None]:
+    """Restore the RNG states and torch's thread count after the block (validation reseeds torch)."""
+    state, threads = rng_state(), torch.get_num_threads()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+        torch.set_num_threads(threads)
+
+
+class Trainer:
+    """Trains ``method``'s model with ``config``; ``resume`` continues ``run_dir/last.pt``.
+
+    Attributes after :meth:`fit`: ``history`` (this process's per-step logs), ``step``, ``best``.
+    """
+
+    def __init__(self, config: TrainConfig, method: Method | None = None, run_dir: str | os.PathLike | None = None,
+                 resume: bool = False, out: str | os.PathLike = "runs") -> None:
+        self.config = config
+        self.method = method or make_method(config)
+        self.context = init_distributed(config.train.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir(out, config.name)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        self._seed(config.train.seed)
+        self.model = self.method.build_model().to(self.context.device)
+        self.ema = ExponentialMovingAverage(self.model, ema_decay(config.train.total_steps, config.optim.ema_ratio))
+        optim = config.optim
+        groups = param_groups(self.model, optim.weight_decay, optim.no_decay_keys, self.method.freezable_keys())
+        self.optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+        self.schedule = Schedule(optim.lr, optim.min_lr, config.train.total_steps, optim.warmup_ratio, optim.power,
+                                 optim.cosine, optim.encoder_lr_ratio)
+        self.step, self.best, self.history = 0, BestScore(), []
+        if resume:
+            self._load(self.run_dir / LAST)
+        self.wrapped = self._wrap()
+
+    # -- set-up ---------------------------------------------------------------------------------
+    @staticmethod
+    def _seed(seed: int) -> None:
+        import random
+
+        import numpy as np
+
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+
+    def _wrap(self) -> nn.Module:
+        module = TrainingModule(self.model, self.method)
+        if not self.context.enabled:
+            return module
+        ids = [self.context.device.index] if self.context.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids,
+                                       find_unused_parameters=self.config.train.find_unused_parameters)
+
+    def _load(self, path: Path) -> None:
+        state = load_training_checkpoint(path, map_location=self.context.device)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.best = BestScore(float(state["best"]["score"]), int(state["best"]["step"]))
+        set_rng_state(state["rng"])
+
+    def _save(self) -> None:
+        payload = {"step": self.step, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                   "optimizer": self.optimizer.state_dict(), "scheduler": {"step": self.step},
+                   "best": {"score": self.best.score, "step": self.best.step}, "config": to_dict(self.config)}
+        save_training_checkpoint(self.run_dir / LAST, payload)
+
+    def ema_model(self) -> nn.Module:
+        """A copy of the model holding the EMA weights, in eval mode."""
+        model = copy.deepcopy(self.model)
+        self.ema.copy_to(model)
+        return model.eval()
+
+    # -- one step -------------------------------------------------------------------------------
+    def _to_device(self, batch: dict[str, object]) -> dict[str, object]:
+        return {k: v.to(self.context.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def train_step(self, batch: dict[str, object]) -> dict[str, float]:
+        """One optimisation step on ``batch`` at ``self.step``; returns the logs (mean over ranks)."""
+        started = time.perf_counter()
+        freeze = self.method.freeze_active(self.step)
+        lr = self.schedule.apply(self.optimizer, self.step, freeze, self.config.optim.weight_decay)
+        device_type = self.context.device.type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.config.train.amp):
+            loss, logs = self.wrapped(self._to_device(batch), self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.optim.clip_grad_norm)
+        self.optimizer.step()
+        self.ema.update(self.model)
+        self.step += 1
+        logs = mean_over_ranks(logs, self.context)
+        logs.update(lr=lr, grad_norm=float(grad_norm), seconds=time.perf_counter() - started)
+        return logs
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self, stop_after: int | None = None) -> list[dict[str, float]]:
+        """Train to ``total_steps`` (or for ``stop_after`` steps, without a final checkpoint: a
+        simulated kill for tests). Returns this call's per-step logs."""
+        main = self.context.is_main
+        if main:
+            save_config(self.config, self.run_dir / CONFIG_FILE)
+        log = MetricsLog(self.run_dir, resume_step=self.step) if main else None
+        total = self.config.train.total_steps
+        clips = build_clip_dataset(self.config, getattr(getattr(self.model, "cfg", None), "max_obj_num", 10))
+        batches = batch_stream(self.config, clips, self.step, self.context)
+        history: list[dict[str, float]] = []
+        try:
+            with progress_bar("train", self.config.train.progress and main) as update:
+                for batch in batches:
+                    logs = self.train_step(batch)
+                    history.append(logs)
+                    update(self.step, total, f"loss {logs['loss']:.4f} {logs['seconds']:.2f} s/step")
+                    if stop_after is not None and len(history) >= stop_after:
+                        return history
+                    self._after_step(logs, log)
+            if main:
+                self.ema_model_save(self.run_dir / FINAL)
+        finally:
+            self.history.extend(history)
+            if log is not None:
+                log.close()
+        return history
+
+    def _after_step(self, logs: dict[str, float], log: MetricsLog | None) -> None:
+        train, last = self.config.train, self.step == self.config.train.total_steps
+        if log is not None and (self.step % train.log_every == 0 or last or self.step == 1):
+            log.write("train", self.step, logs)
+        if self.config.val.every and (self.step % self.config.val.every == 0 or last):
+            self._validate(log)
+        if self.context.is_main and (self.step % train.checkpoint_every == 0 or last):
+            self._save()
+        barrier(self.context)
+
+    def _validate(self, log: MetricsLog | None) -> None:
+        score = math.nan
+        if self.context.is_main:
+            scores = self.validate()
+            score = scores.get(VAL_METRIC, math.nan)
+            if score > self.best.score:
+                self.best = BestScore(score, self.step)
+                self.ema_model_save(self.run_dir / BEST)
+            if log is not None:
+                log.write("val", self.step, {**scores, "best": self.best.score, "best_step": self.best.step})
+        score = broadcast_float(score, self.context)
+        if score > self.best.score:  # other ranks mirror rank 0's best
+            self.best = BestScore(score, self.step)
+
+    def validate(self) -> dict[str, float]:
+        """The method's validation of the (EMA) model; RNG and threads are left as they were."""
+        model = self.ema_model() if self.config.val.use_ema else copy.deepcopy(self.model).eval()
+        with preserved_rng_and_threads(), torch.no_grad():
+            return self.method.validate(model, self.run_dir / "val", torch.get_num_threads())
+
+    def ema_model_save(self, path: Path) -> Path:
+        """Write the EMA weights as a vosuite checkpoint (``vosuite segment --checkpoint``)."""
+        from vosuite.inference.weights import save_checkpoint
+
+        return save_checkpoint(self.ema_model(), path)
+
+    def close(self) -> None:
+        """Leave the process group."""
+        shutdown(self.context)
+
+
+def train(config_path: str | os.PathLike | None, overrides: list[str] = (), resume: str | os.PathLike | None = None,
+          out: str | os.PathLike = "runs") -> Trainer:
+    """``vosuite train``: a new run from a YAML config (+ overrides) or ``resume`` a run folder."""
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / LAST).is_file():
+            raise InputError(f"{run_dir}: no {LAST} to resume from")
+        config = resume_config(run_dir, list(overrides))
+        trainer = Trainer(config, run_dir=run_dir, resume=True)
+    else:
+        config = load_config(config_path, overrides)
+        trainer = Trainer(config, out=out)
+    try:
+        trainer.fit()
+    finally:
+        trainer.close()
+    return trainer
+
+
+__all__ = ["Trainer", "TrainingModule", "StepBatchSampler", "GlobalIndexDataset", "train", "load_config"]
