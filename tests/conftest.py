@@ -8,12 +8,25 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ROOT = Path(os.environ.get("VOSUITE_DATA", REPO_ROOT.parent / "shared"))
 
 
 def shared_data_root() -> Path | None:
     """The shared data folder, ``$VOSUITE_DATA`` or ``<repo>/../shared``; None when it does not exist."""
-    root = Path(os.environ.get("VOSUITE_DATA", REPO_ROOT.parent / "shared"))
-    return root if root.is_dir() else None
+    return SHARED_ROOT if SHARED_ROOT.is_dir() else None
+
+
+def requires_shared(relative: str, what: str) -> pytest.MarkDecorator:
+    """Skip marker for tests that need ``<shared>/<relative>``, with the reason spelled out."""
+    path = SHARED_ROOT / relative
+    return pytest.mark.skipif(not path.exists(),
+                              reason=f"{what} not found at {path} (set VOSUITE_DATA to the shared data folder)")
+
+
+def shared_path(recorded: str | Path) -> Path:
+    """A path that a fixture file records from the shared folder (``shared/...``) resolved here."""
+    recorded = Path(recorded)
+    return SHARED_ROOT.joinpath(*recorded.parts[1:]) if recorded.parts[0] == "shared" else SHARED_ROOT / recorded
 
 
 @pytest.fixture

@@ -8,25 +8,20 @@ reference-frame + 5-frame DAVIS-2016 run. Skipped when the shared data folder is
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED_ROOT, requires_shared, shared_path
 from vosuite.inference import DeAOTEngine, logits_to_label, network_input_size, preprocess_image, read_rgb
 from vosuite.inference.preprocess import resize_label
 from vosuite.models import build
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("VOSUITE_DATA", REPO_ROOT.parent / "shared"))
-FIXTURE = SHARED / "fixtures/deaot_t"
+FIXTURE = SHARED_ROOT / "fixtures/deaot_t"
 
-pytestmark = pytest.mark.skipif(
-    not (FIXTURE / "weights.pt").is_file(),
-    reason=f"DeAOT-T fixture not found at {FIXTURE} (set VOSUITE_DATA to the shared data folder)",
-)
+pytestmark = requires_shared("fixtures/deaot_t/weights.pt", "DeAOT-T fixture")
 
 
 def _md5(t: torch.Tensor | np.ndarray) -> str:
@@ -43,7 +38,7 @@ def fx() -> dict:
     inputs = torch.load(FIXTURE / "inputs.pt", weights_only=True)
     outputs = torch.load(FIXTURE / "outputs.pt", weights_only=True)
     rel = Path(inputs["frame_dir"])  # starts at "shared/", i.e. relative to the shared folder's parent
-    frame_dir = SHARED.joinpath(*rel.parts[1:]) if rel.parts[0] == "shared" else SHARED / rel
+    frame_dir = shared_path(rel)
     if not frame_dir.is_dir():
         pytest.skip(f"fixture frames not found at {frame_dir}")
     rgb = [read_rgb(frame_dir / name) for name in inputs["frame_files"]]

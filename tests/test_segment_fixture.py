@@ -8,7 +8,6 @@ input, 41168 foreground pixels). Here the original checkpoint is converted with
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import SHARED_ROOT, requires_shared, shared_path
 from vosuite.cli import main
 from vosuite.io.masks import read_mask
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("VOSUITE_DATA", REPO_ROOT.parent / "shared"))
-FIXTURE = SHARED / "fixtures/deaot_t"
+FIXTURE = SHARED_ROOT / "fixtures/deaot_t"
 
-pytestmark = pytest.mark.skipif(
-    not (FIXTURE / "weights.pt").is_file(),
-    reason=f"DeAOT-T fixture not found at {FIXTURE} (set VOSUITE_DATA to the shared data folder)",
-)
+pytestmark = requires_shared("fixtures/deaot_t/weights.pt", "DeAOT-T fixture")
 
 
 def _unpack(packed: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
@@ -37,7 +32,7 @@ def test_segment_cli_reproduces_the_original(tmp_path, capsys):
     inputs = torch.load(FIXTURE / "inputs.pt", weights_only=True)
     outputs = torch.load(FIXTURE / "outputs.pt", weights_only=True)
     rel = Path(inputs["frame_dir"])  # "shared/data/davis2016/JPEGImages/480p/blackswan"
-    frame_dir = SHARED.joinpath(*rel.parts[1:]) if rel.parts[0] == "shared" else SHARED / rel
+    frame_dir = shared_path(rel)
     annotation = Path(str(frame_dir).replace("JPEGImages", "Annotations")) / "00000.png"
     if not frame_dir.is_dir() or not annotation.is_file():
         pytest.skip(f"fixture frames or annotation not found under {frame_dir.parent}")
