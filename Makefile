@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/vosuite demo --out demo_output
+	$(VENV)/bin/vosuite demo --out demo_output --overwrite
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
