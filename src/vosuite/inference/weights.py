@@ -49,8 +49,9 @@ def packaged_weights(name: str) -> Path:
 
 def missing_weights_message(name: str) -> str:
     return (f"no trained weights for {name} ship with vosuite yet ({packaged_weights(name)} is absent): "
-            "train one with `vosuite train` (coming) or convert an aot-benchmark checkpoint with "
-            f"`vosuite convert aot CKPT.pth {name}.pt --model {name}`, then pass --checkpoint {name}.pt")
+            "train one (`vosuite train --config configs/deaot_t_davis16.yaml`, then pass the run's final.pt) "
+            f"or convert an aot-benchmark checkpoint (`vosuite convert aot CKPT.pth {name}.pt --model {name}`), "
+            f"then pass --checkpoint {name}.pt")
 
 
 def _load_file(path: Path) -> object:
