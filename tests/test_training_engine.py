@@ -1,6 +1,6 @@
 """Training engine: config + overrides, schedule, EMA, exact resume, validation, CLI, plot-log.
 
-Every run uses ``configs/smoke.yaml`` (deaot-t, 64x64 clips of 3 frames, batch 2, one thread) on a
+Every run uses ``configs/smoke.yaml`` (deaot-t, 65x65 clips of 3 frames, batch 2, one thread) on a
 generated clip, so no shared data is needed; each run takes about a second.
 """
 
@@ -174,3 +174,14 @@ def test_cli_train_resume_and_plot_log(clip_root: Path, tmp_path: Path, capsys: 
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["train"]) == 2
     capsys.readouterr()
+
+
+def test_deaot_refuses_crops_that_are_not_16n_plus_1() -> None:
+    """align_corners models need 16n+1 crops: 192 px crops cost 7x in dev J&F in a pilot run."""
+    from vosuite.training.methods import DeAOTMethod, check_crop_size
+
+    good = load_config(SMOKE, ["data.size=[193,65]"])
+    check_crop_size(good)
+    bad = load_config(SMOKE, ["data.size=[192,192]"])
+    with pytest.raises(InputError, match=r"16n\+1.*\[193, 193\]"):
+        DeAOTMethod(bad)
