@@ -13,7 +13,8 @@ from PIL import Image
 
 from conftest import shared_data_root
 from vosuite.errors import InputError
-from vosuite.inference import DeAOTEngine, network_input_size, preprocess_image, read_rgb, resize_label
+from vosuite.inference import DeAOTEngine, network_input_size, preprocess_image, resize_label
+from vosuite.io.frames import read_image_rgb
 from vosuite.models import DEFORMABLE_VARIANTS, VARIANTS, DeAOT, build, get_config
 from vosuite.nn import DeformableConfig, GatedDeformablePropagation, LocalGatedDeformablePropagation, OffsetNetwork
 from vosuite.nn.gpm import LayerMemory, seq_to_2d
@@ -106,7 +107,7 @@ def blackswan():
     if davis is None or not (davis / "Annotations/480p/blackswan/00000.png").is_file():
         pytest.skip("DAVIS-2016 blackswan not found under $VOSUITE_DATA (default <repo>/../shared)")
     frames = sorted((davis / "JPEGImages/480p/blackswan").glob("*.jpg"))[:3]
-    rgb = [read_rgb(f) for f in frames]
+    rgb = [read_image_rgb(f) for f in frames]
     size = network_input_size(*rgb[0].shape[:2], scale=0.5)  # 241x425: stride-16 grid 16x27 (odd width)
     mask = np.array(Image.open(davis / "Annotations/480p/blackswan/00000.png")) > 0
     label = resize_label(torch.from_numpy(mask).float()[None, None], size)

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from conftest import SHARED_ROOT, requires_shared, shared_path
-from vosuite.inference import DeAOTEngine, logits_to_label, network_input_size, preprocess_image, read_rgb
+from vosuite.inference import DeAOTEngine, logits_to_label, network_input_size, preprocess_image
 from vosuite.inference.preprocess import resize_label
+from vosuite.io.frames import read_image_rgb
 from vosuite.models import build
 
 FIXTURE = SHARED_ROOT / "fixtures/deaot_t"
@@ -41,7 +42,7 @@ def fx() -> dict:
     frame_dir = shared_path(rel)
     if not frame_dir.is_dir():
         pytest.skip(f"fixture frames not found at {frame_dir}")
-    rgb = [read_rgb(frame_dir / name) for name in inputs["frame_files"]]
+    rgb = [read_image_rgb(frame_dir / name) for name in inputs["frame_files"]]
     size = network_input_size(*inputs["orig_hw"])
     imgs = [preprocess_image(f, size) for f in rgb]
     return {"in": inputs, "out": outputs, "rgb": rgb, "size": size, "imgs": imgs}

@@ -12,7 +12,7 @@ from vosuite.inference.deaot import (
     logits_to_label,
     start_memory,
 )
-from vosuite.inference.preprocess import network_input_size, preprocess_image, read_rgb, resize_label
+from vosuite.inference.preprocess import network_input_size, preprocess_image, resize_label
 
 __all__ = [
     "DeAOTEngine",
@@ -27,7 +27,6 @@ __all__ = [
     "model_input_size",
     "network_input_size",
     "preprocess_image",
-    "read_rgb",
     "resize_label",
     "start_memory",
 ]

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from vosuite.errors import InputError
 from vosuite.inference.preprocess import resize_label
 from vosuite.models.deaot import DeAOT, DeAOTConfig
-from vosuite.nn.gpm import LayerCurrent, LayerMemory, seq_to_2d
+from vosuite.nn.gpm import LayerCurrent, LayerMemory
 
 #: Default cap on long-term memory frames (reference frames included, never dropped).
 DEFAULT_MAX_LONG_TERM_FRAMES = 32
@@ -146,11 +146,6 @@ class StepResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def _to_2d(mem: LayerMemory, size_2d: tuple[int, int]) -> LayerMemory:
-    return LayerMemory(seq_to_2d(mem.key, size_2d), seq_to_2d(mem.value, size_2d),
-                       seq_to_2d(mem.id_value, size_2d))
-
-
 def group_sizes(obj_num: int, max_obj_num: int) -> list[int]:
     """Objects per group: 23 objects with a bank of 10 -> [10, 10, 3]."""
     full, rest = divmod(obj_num, max_obj_num)
@@ -203,7 +198,7 @@ def reference_group(model: DeAOT, feats: list[torch.Tensor], label: torch.Tensor
                           for new, old in zip(own, previous.long_term, strict=True))
         refs = (True, *previous.long_term_refs)
         long_term, refs = _cap_long_term(long_term, refs, size_2d[0] * size_2d[1], config.max_long_term_frames)
-    short = tuple(_to_2d(m, size_2d) for m in own)
+    short = tuple(m.to_2d(size_2d) for m in own)
     return GroupMemory(obj_num=obj_num, long_term=long_term, long_term_refs=refs, short_term=(short,),
                        last_mem_step=frame_step)
 
@@ -215,7 +210,7 @@ def memorize_group(model: DeAOT, group: GroupMemory, current: list[LayerCurrent]
     ``long_term_gap`` frames, then the cap."""
     id_emb = model.id_embedding(model.one_hot(label))
     memory = model.memory_from_current(current, id_emb)
-    short = (*group.short_term, tuple(_to_2d(m, size_2d) for m in memory))[-config.short_term_skip:]
+    short = (*group.short_term, tuple(m.to_2d(size_2d) for m in memory))[-config.short_term_skip:]
     long_term, refs, last = group.long_term, group.long_term_refs, group.last_mem_step
     if frame_step - group.last_mem_step >= config.long_term_gap:
         long_term = tuple(LayerMemory(torch.cat([new.key, old.key]), torch.cat([new.value, old.value]),

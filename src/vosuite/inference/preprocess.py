@@ -11,14 +11,10 @@ with ``(n - 1) % 16 != 0`` to ``round((n - 1) / 16) * 16 + 1`` (align_corners mo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from vosuite.errors import InputError
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -46,14 +42,6 @@ def network_input_size(height: int, width: int, max_long_edge: float | None = DE
         return n
 
     return snap(new_h), snap(new_w)
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """RGB uint8 [H, W, 3] via ``cv2.imread`` (BGR) and a channel flip."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"cannot read image {path}")
-    return np.ascontiguousarray(img[:, :, ::-1])
 
 
 def preprocess_image(rgb: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:

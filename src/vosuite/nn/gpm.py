@@ -54,6 +54,11 @@ class LayerMemory:
     value: torch.Tensor
     id_value: torch.Tensor
 
+    def to_2d(self, size_2d: tuple[int, int]) -> LayerMemory:
+        """Token layout [h*w, N, C] -> short-term map layout [N, C, h, w]."""
+        return LayerMemory(seq_to_2d(self.key, size_2d), seq_to_2d(self.value, size_2d),
+                           seq_to_2d(self.id_value, size_2d))
+
 
 @dataclass
 class PropagationAttention:

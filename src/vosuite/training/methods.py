@@ -37,7 +37,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from vosuite.errors import InputError
-from vosuite.inference.deaot import _to_2d
 from vosuite.models.build import build
 from vosuite.models.deaot import DeAOT, get_config
 from vosuite.nn.gpm import LayerMemory
@@ -134,7 +133,7 @@ class ClipForward:
         size_2d = tuple(feats[0][-1].shape[-2:])
         outputs, _, own = self.model.propagate(feats[0][-1], ref_id_emb=self.identity(self.labels[:, 0]))
         aux = self.logits(outputs, feats[0]) if plan.with_aux else None
-        long_term, short_term, last_mem = list(own), [_to_2d(m, size_2d) for m in own], 0
+        long_term, short_term, last_mem = list(own), [m.to_2d(size_2d) for m in own], 0
         results = []
         for i in range(1, t):
             outputs, current, _ = self.model.propagate(feats[i][-1], long_term, short_term)
@@ -143,7 +142,7 @@ class ClipForward:
                 break
             label = self.labels[:, i] if plan.teacher_forcing else self.predicted_label(results[-1])
             memory = self.model.memory_from_current(current, self.identity(label))
-            short_term = [_to_2d(m, size_2d) for m in memory]
+            short_term = [m.to_2d(size_2d) for m in memory]
             if i - last_mem >= plan.long_term_gap:
                 long_term = [LayerMemory(torch.cat([n.key, o.key]), torch.cat([n.value, o.value]),
                                          torch.cat([n.id_value, o.id_value])) for n, o in zip(memory, long_term,
