@@ -57,6 +57,31 @@ def test_frozen_batchnorm_identity_init():
     assert torch.allclose(FrozenBatchNorm2d(3)(x), x, atol=1e-6)
 
 
+def test_thawed_batchnorm_trains_and_freezes_back_to_the_same_function():
+    """thaw -> train-mode steps move the statistics -> freeze: eval outputs are unchanged and the
+    state_dict is the inference layout again."""
+    from vosuite.nn.frozen_bn import freeze_batch_norm, thaw_batch_norm
+    from vosuite.nn.mobilenetv2 import MobileNetV2
+
+    torch.manual_seed(0)
+    net = MobileNetV2(output_stride=16)
+    frozen_keys = sorted(net.state_dict())
+    x = torch.randn(2, 3, 33, 33)
+    before = [f.clone() for f in net.eval()(x)]
+    count = thaw_batch_norm(net)
+    assert count == sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) > 0
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(net.eval()(x), before, strict=True))
+    net.train()
+    for _ in range(2):
+        net(torch.randn(4, 3, 33, 33) * 3 + 1)  # batch statistics update the running ones
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+    thawed_eval = [f.clone() for f in net.eval()(x)]
+    assert freeze_batch_norm(net) == count
+    assert sorted(net.state_dict()) == frozen_keys
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(net(x), thawed_eval, strict=True))
+
+
 def test_mobilenetv2_shapes_strides_and_dilation():
     net = MobileNetV2(output_stride=16).eval()
     with torch.no_grad():

@@ -185,3 +185,25 @@ def test_deaot_refuses_crops_that_are_not_16n_plus_1() -> None:
     bad = load_config(SMOKE, ["data.size=[192,192]"])
     with pytest.raises(InputError, match=r"16n\+1.*\[193, 193\]"):
         DeAOTMethod(bad)
+
+
+def test_trainable_encoder_norms_save_the_inference_layout(clip_root: Path, tmp_path: Path) -> None:
+    """encoder_norm=batch trains nn.BatchNorm2d layers; the saved weights load strictly into the
+    inference network (frozen norms) and give the live model's eval-mode output."""
+    from vosuite.training.methods import DeAOTMethod
+
+    config = smoke(clip_root, "train.total_steps=2", "model.encoder_norm=batch", "model.encoder_freeze_at=0")
+    trainer = Trainer(config, run_dir=tmp_path / "bn")
+    trainer.fit()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trainer.model.modules())
+    loaded = load_model(checkpoint=tmp_path / "bn" / "final.pt")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.modules())
+    live = trainer.ema_model()
+    img = torch.randn(1, 3, 65, 65)
+    with torch.no_grad():
+        pairs = zip(loaded.encode_image(img), live.encode_image(img), strict=True)
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs)
+    with pytest.raises(InputError, match="encoder_freeze_at=0"):
+        DeAOTMethod(smoke(clip_root, "model.encoder_norm=batch"))
+    with pytest.raises(InputError, match="encoder_norm"):
+        DeAOTMethod(smoke(clip_root, "model.encoder_norm=group", "model.encoder_freeze_at=0"))

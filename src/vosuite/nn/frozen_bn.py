@@ -42,3 +42,43 @@ class FrozenBatchNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
+
+
+def thaw_batch_norm(module: nn.Module, momentum: float = 0.1) -> int:
+    """Replace every :class:`FrozenBatchNorm2d` under ``module`` by a trainable ``nn.BatchNorm2d``
+    holding the same statistics and affine terms (for training an encoder from scratch, where
+    identity "frozen" norms leave a deep network unnormalised). Returns the number replaced."""
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, FrozenBatchNorm2d):
+            bn = nn.BatchNorm2d(child.num_features, eps=child.eps, momentum=momentum).to(child.weight.device)
+            with torch.no_grad():
+                bn.weight.copy_(child.weight)
+                bn.bias.copy_(child.bias)
+                bn.running_mean.copy_(child.running_mean)
+                bn.running_var.copy_(child.running_var)
+            setattr(module, name, bn)
+            count += 1
+        else:
+            count += thaw_batch_norm(child, momentum)
+    return count
+
+
+def freeze_batch_norm(module: nn.Module) -> int:
+    """The inverse of :func:`thaw_batch_norm`: every ``nn.BatchNorm2d`` becomes a
+    :class:`FrozenBatchNorm2d` with its running statistics, so the state_dict has the inference
+    layout (no ``num_batches_tracked``) and the eval-mode output is unchanged. Returns the count."""
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(child.running_mean.device)
+            with torch.no_grad():
+                frozen.weight.copy_(child.weight.detach() if child.affine else torch.ones_like(frozen.weight))
+                frozen.bias.copy_(child.bias.detach() if child.affine else torch.zeros_like(frozen.bias))
+                frozen.running_mean.copy_(child.running_mean)
+                frozen.running_var.copy_(child.running_var)
+            setattr(module, name, frozen)
+            count += 1
+        else:
+            count += freeze_batch_norm(child)
+    return count

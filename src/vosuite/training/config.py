@@ -34,6 +34,9 @@ class ModelSection:
     name: str = "deaot-t"
     checkpoint: str | None = None  # aot-benchmark or vosuite weights to start from
     encoder_freeze_at: int = 2  # TRAIN_ENCODER_FREEZE_AT: 1 = stem, 2 = stem + first stage frozen
+    # "frozen": the encoder's norms keep their loaded statistics (aot-benchmark MODEL_FREEZE_BN);
+    # "batch": trainable batch norms (from-scratch training), frozen back into the inference layout
+    encoder_norm: str = "frozen"
 
 
 @dataclass

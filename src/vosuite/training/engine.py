@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vosuite.errors import InputError
+from vosuite.nn.frozen_bn import freeze_batch_norm
 from vosuite.progress import progress_bar
 from vosuite.training.checkpoint import (
     BEST,
@@ -251,9 +252,17 @@ class Trainer:
         save_training_checkpoint(self.run_dir / LAST, payload)
 
     def ema_model(self) -> nn.Module:
-        """A copy of the model holding the EMA weights, in eval mode."""
+        """A copy of the model holding the EMA weights, in eval mode and inference layout."""
+        return self.inference_copy(use_ema=True)
+
+    def inference_copy(self, use_ema: bool) -> nn.Module:
+        """A copy of the model (EMA or live weights) in eval mode, trainable batch norms frozen
+        into their running statistics (the layout inference loads). The live running statistics
+        go with EMA weights too (aot-benchmark averages parameters only)."""
         model = copy.deepcopy(self.model)
-        self.ema.copy_to(model)
+        if use_ema:
+            self.ema.copy_to(model)
+        freeze_batch_norm(model)
         return model.eval()
 
     # -- one step -------------------------------------------------------------------------------
@@ -334,7 +343,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """The method's validation of the (EMA) model; RNG and threads are left as they were."""
-        model = self.ema_model() if self.config.val.use_ema else copy.deepcopy(self.model).eval()
+        model = self.inference_copy(self.config.val.use_ema)
         with preserved_rng_and_threads(), torch.no_grad():
             return self.method.validate(model, self.run_dir / "val", torch.get_num_threads())
 

@@ -39,6 +39,7 @@ from torch import nn
 from vosuite.errors import InputError
 from vosuite.models.build import build
 from vosuite.models.deaot import DeAOT, get_config
+from vosuite.nn.frozen_bn import thaw_batch_norm
 from vosuite.nn.gpm import LayerMemory
 from vosuite.training.config import TrainConfig
 from vosuite.training.losses import AOTLoss, LossConfig
@@ -168,6 +169,15 @@ def freeze_encoder(model: DeAOT, freeze_at: int) -> int:
     return count
 
 
+def check_encoder_norm(config: TrainConfig) -> None:
+    """``model.encoder_norm`` is ``frozen`` or ``batch``; trainable norms need a fully trained encoder."""
+    norm = config.model.encoder_norm
+    if norm not in ("frozen", "batch"):
+        raise InputError(f"model.encoder_norm {norm!r}: use 'frozen' or 'batch'")
+    if norm == "batch" and config.model.encoder_freeze_at > 0:
+        raise InputError("model.encoder_norm=batch trains every encoder norm: set model.encoder_freeze_at=0")
+
+
 def check_crop_size(config: TrainConfig) -> None:
     """Refuse training crops that are not 16 n + 1 pixels for an ``align_corners`` model.
 
@@ -192,6 +202,7 @@ class DeAOTMethod:
 
     def __init__(self, config: TrainConfig) -> None:
         check_crop_size(config)
+        check_encoder_norm(config)
         self.config = config
         train = config.train
         self.loss = AOTLoss(train.total_steps, LossConfig(top_k_percent=train.top_k_percent,
@@ -203,6 +214,8 @@ class DeAOTMethod:
         """The variant (with the configured initial weights), encoder stages frozen, in train mode."""
         model = build(self.config.model.name, self.config.model.checkpoint)
         freeze_encoder(model, self.config.model.encoder_freeze_at)
+        if self.config.model.encoder_norm == "batch":
+            thaw_batch_norm(model.encoder)
         return model.train()
 
     def freezable_keys(self) -> list[str]:
