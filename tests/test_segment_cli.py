@@ -132,7 +132,8 @@ def test_unreadable_frame_keeps_written_outputs(case, tmp_path, capsys):
 
 
 def test_missing_weights_and_bad_checkpoints(case, tmp_path, capsys):
-    code = main(["segment", str(case["frames"]), "--mask", str(case["first"]), "--out", str(tmp_path / "o")])
+    code = main(["segment", str(case["frames"]), "--mask", str(case["first"]), "--model", "deaot-s",
+                 "--out", str(tmp_path / "o")])
     err = _one_line_error(capsys)
     assert code == 2 and "vosuite convert aot" in err and "--checkpoint" in err and "vosuite train" in err
     # vosuite checkpoints carry their variant
@@ -158,6 +159,30 @@ def test_converted_checkpoint_format(case):
     original = torch.load(case["root"] / "aot.pth", weights_only=True)["state_dict"]
     assert set(ckpt["state_dict"]) == {k[len("module."):] for k in original}
     assert all(torch.equal(ckpt["state_dict"][k[len("module."):]], v) for k, v in original.items())
+
+
+def test_half_checkpoint_keeps_the_model_and_its_inference_size(case, tmp_path, capsys):
+    """`vosuite convert half`: float16 tensors, about half the bytes, the same network after the
+    cast back; a checkpoint's inference.size becomes the Segmenter's default --size."""
+    from vosuite.inference.weights import load_model, save_checkpoint
+
+    sized = save_checkpoint(load_model(checkpoint=case["ckpt"]), tmp_path / "sized.pt", inference_size=48)
+    assert main(["convert", "half", str(sized), str(tmp_path / "half.pt")]) == 0
+    assert "float16" in capsys.readouterr().out
+    half = torch.load(tmp_path / "half.pt", weights_only=True)
+    assert {v.dtype for v in half["state_dict"].values() if v.is_floating_point()} == {torch.float16}
+    assert half["inference"] == {"size": 48}
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * sized.stat().st_size
+    full, halved = load_model(checkpoint=sized), load_model(checkpoint=tmp_path / "half.pt")
+    for key, value in full.state_dict().items():
+        assert torch.allclose(halved.state_dict()[key], value, rtol=1e-3, atol=1e-4), key
+    assert Segmenter(checkpoint=tmp_path / "half.pt", threads=1, progress=False).size == 48
+    assert Segmenter(checkpoint=tmp_path / "half.pt", size=32, threads=1, progress=False).size == 32
+    assert Segmenter(checkpoint=case["ckpt"], threads=1, progress=False).size is None
+    assert main(["convert", "half", str(case["root"] / "aot.pth"), str(tmp_path / "x.pt")]) == 2
+    assert "not a vosuite checkpoint" in _one_line_error(capsys)
+    assert main(["convert", "half", str(sized), str(tmp_path / "half.pt")]) == 2
+    assert "exists" in _one_line_error(capsys)
 
 
 def test_python_api(case, tmp_path):

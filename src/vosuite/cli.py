@@ -56,12 +56,15 @@ def _add_pack(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model variant: deaot-t (default), deaot-s, deaot-b, deaot-l, r50-deaot-l")
+    parser.add_argument("--model", help="model variant: deaot-t-deform (default; its trained weights ship with "
+                                         "vosuite), deaot-t, deaot-s, deaot-b, deaot-l, r50-deaot-l, or any of "
+                                         "them with -deform")
     parser.add_argument("--checkpoint", type=Path,
                         help="weights: a vosuite checkpoint (see `vosuite convert aot`) or an aot-benchmark one")
     parser.add_argument("--size", type=int, metavar="PIXELS",
                         help="internal resolution: shrink frames so the short side is <= PIXELS before the "
-                             "model's size rule (outputs stay at the input resolution); default: the model's")
+                             "model's size rule (outputs stay at the input resolution); default: the size "
+                             "the checkpoint was trained for, else the model's")
     parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
     parser.add_argument("--long-term-gap", type=int, metavar="N",
                         help="add a frame to the long-term memory every N frames (default: the model's)")
@@ -110,6 +113,12 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     aot.add_argument("out", type=Path, metavar="OUT", help="vosuite checkpoint to write (.pt)")
     aot.add_argument("--model", default="deaot-t", help="variant the checkpoint holds (default: deaot-t)")
     aot.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    half = kinds.add_parser("half", help="a vosuite checkpoint in float16 (how shipped weights are stored)",
+                            description="Write a float16 copy of a vosuite checkpoint (e.g. a training run's "
+                                        "best.pt); loading casts it back to float32.")
+    half.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="vosuite checkpoint (.pt)")
+    half.add_argument("out", type=Path, metavar="OUT", help="float16 checkpoint to write (.pt)")
+    half.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -202,8 +211,12 @@ def _run_infer(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from vosuite.inference.weights import convert_aot
+    from vosuite.inference.weights import convert_aot, half_checkpoint
 
+    if args.kind == "half":
+        out = half_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+        print(f"wrote {out}: float16, {out.stat().st_size / 2**20:.1f} MiB")
+        return 0
     report = convert_aot(args.checkpoint, args.out, model=args.model, overwrite=args.overwrite)
     print(f"wrote {report.out}: {report.model}, {report.tensors} tensors, {report.numbers:,} numbers "
           "(all keys matched)")

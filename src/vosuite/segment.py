@@ -121,7 +121,8 @@ class Segmenter:
         model: variant name (``deaot-t`` ...) or a :class:`~vosuite.models.deaot.DeAOT` network.
         checkpoint: weights (vosuite or aot-benchmark format); default: the packaged weights.
         size: internal resolution (short side <= size before the model's size rule); None =
-            the model's default preprocessing. Outputs are at the input's resolution.
+            the size the weights were trained for (``model.default_size``), else the model's
+            default preprocessing. Outputs are at the input's resolution.
         threads: torch threads (default: every core, never more).
         long_term_gap: long-term memory every N frames (default: the model's).
         max_memory_frames: cap on long-term memory frames (reference frames kept).
@@ -141,7 +142,7 @@ class Segmenter:
                                     checkpoint)
         self.memory = MemoryConfig.for_model(self.model.cfg, long_term_gap=long_term_gap,
                                              max_long_term_frames=max_memory_frames)
-        self.size = size
+        self.size = size if size is not None else self.model.default_size
         InferenceCore(self.model, self.memory, size)  # validates size early
         self.progress = progress
         self.console = console or Console()

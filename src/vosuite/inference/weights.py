@@ -1,13 +1,16 @@
 """Finding, loading and converting model weights.
 
 Lookup: ``--checkpoint PATH`` when given; otherwise the weights that ship inside the package,
-``vosuite/weights/<model>.pt`` (none ship yet: the error says how to get some).
+``vosuite/weights/<model>.pt``. The default model is the shipped student, ``deaot-t-deform``
+(its model card: ``vosuite/weights/deaot-t-deform.md``); other variants ship no weights (the error
+says how to get some).
 
 A vosuite checkpoint is a plain dict, loaded with ``torch.load(weights_only=True)``::
 
     {"format": "vosuite", "version": 1,
      "model": {"name": "deaot-t", "config": {...DeAOTConfig fields...}},
-     "state_dict": {...}}
+     "inference": {"size": 240},   # optional: the internal resolution the weights were trained for
+     "state_dict": {...}}           # float32, or float16 for shipped weights (cast up on load)
 
 ``--checkpoint`` also accepts aot-benchmark checkpoints (plain state dicts, ``state_dict`` /
 ``ema`` wrappers, ``module.`` prefixes); ``vosuite convert aot`` turns them into the format above.
@@ -27,7 +30,7 @@ from vosuite.io.atomic import atomic_path
 from vosuite.models.build import build, extract_state_dict, load_state_dict_strict
 from vosuite.models.deaot import DeAOT, DeAOTConfig, get_config
 
-DEFAULT_MODEL = "deaot-t"
+DEFAULT_MODEL = "deaot-t-deform"
 CHECKPOINT_FORMAT = "vosuite"
 CHECKPOINT_VERSION = 1
 #: Where weights shipped with the package live (``<name>.pt``).
@@ -116,22 +119,52 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None) -
                              "(drop --model or pass the matching checkpoint)")
         net = DeAOT(cfg)
         load_state_dict_strict(net, extract_state_dict(obj.get("state_dict"), str(path)), str(path))
+        net.default_size = _inference_size(obj.get("inference"), path)
         return net.eval()
     return build(canonical_model_name(model or DEFAULT_MODEL), path)  # aot-benchmark format
 
 
-def save_checkpoint(model: DeAOT, out: str | Path) -> Path:
-    """Write ``model`` as a vosuite checkpoint, atomically."""
+def _inference_size(info: object, path: Path) -> int | None:
+    """The checkpoint's ``inference.size`` (None when absent)."""
+    if info is None:
+        return None
+    size = info.get("size") if isinstance(info, Mapping) else "bad"
+    if size is not None and (not isinstance(size, int) or size <= 0):
+        raise InputError(f"{path}: inference.size must be a positive integer, not {size!r}")
+    return size
+
+
+def save_checkpoint(model: DeAOT, out: str | Path, inference_size: int | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` as a vosuite checkpoint, atomically. ``inference_size``: the internal
+    resolution the weights were trained for (the default ``--size`` of whoever loads them);
+    ``dtype``: cast floating tensors (``torch.float16`` halves a shipped file)."""
     out = Path(out)
+    size = inference_size if inference_size is not None else getattr(model, "default_size", None)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "model": {"name": model.cfg.name, "config": dataclasses.asdict(model.cfg)},
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "inference": {"size": size},
+        "state_dict": {k: _cast(v.detach().clone(), dtype) for k, v in model.state_dict().items()},
     }
     with atomic_path(out, suffix=".pt") as tmp:
         torch.save(payload, tmp)
     return out
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+
+
+def half_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """A vosuite checkpoint's float16 copy at ``out`` (the form shipped weights take)."""
+    src, out = Path(checkpoint), Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} exists (pass --overwrite to replace it)")
+    if not is_vosuite_checkpoint(_load_file(src)):
+        raise InputError(f"{src} is not a vosuite checkpoint (convert it first: `vosuite convert aot`)")
+    return save_checkpoint(load_model(checkpoint=src), out, dtype=torch.float16)
 
 
 @dataclass(frozen=True)

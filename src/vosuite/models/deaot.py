@@ -102,6 +102,9 @@ class DeAOT(nn.Module):
     def __init__(self, cfg: DeAOTConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or DeAOTConfig()
+        #: Internal resolution (short side) the weights were trained for; set from a checkpoint by
+        #: ``vosuite.inference.weights.load_model``; None: the model's own preprocessing rule.
+        self.default_size: int | None = None
         d = cfg.embed_dim
         self.encoder = _build_encoder(cfg)
         self.encoder_projector = nn.Conv2d(cfg.encoder_dims[-1], d, kernel_size=1)

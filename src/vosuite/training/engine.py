@@ -351,7 +351,7 @@ class Trainer:
         """Write the EMA weights as a vosuite checkpoint (``vosuite segment --checkpoint``)."""
         from vosuite.inference.weights import save_checkpoint
 
-        return save_checkpoint(self.ema_model(), path)
+        return save_checkpoint(self.ema_model(), path, inference_size=self.config.val.size)
 
     def close(self) -> None:
         """Leave the process group."""
