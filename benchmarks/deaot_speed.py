@@ -1,14 +1,18 @@
-"""CPU speed and memory of the DeAOT variants, and memory over a long stream.
+"""CPU speed and memory of the DeAOT and S2S / S2S++ variants, and memory over a long stream.
 
     python benchmarks/deaot_speed.py variants [--frames 12] [--variants deaot-t deaot-s]
+    python benchmarks/deaot_speed.py variants --variants s2s-mnv2 s2spp-mnv2 s2spp [--size 256]
     python benchmarks/deaot_speed.py stream [--frames 1000]
 
-``variants``: for every variant, eager (contiguous) and channels_last, a fresh subprocess runs
-``InferenceCore.step`` on 480p frames (DAVIS-16 blackswan from VOSUITE_DATA, or a generated clip)
-and reports the median ms/frame (reference frame and one warm-up frame excluded; the span is the
-whole step: preprocessing, encoder, propagation, decoder, upsampling to 480x854, memory update)
-and the process's peak RSS (ru_maxrss). Weights are a seeded random initialisation: the cost does
-not depend on their values.
+``variants``: for every variant, eager (contiguous) and channels_last, a fresh subprocess runs the
+Segmenter's per-video ``core().step`` (DeAOT's ``InferenceCore``, S2S's ``S2SInferenceCore``) on
+480p frames (DAVIS-16 blackswan from VOSUITE_DATA, or a generated clip; one object) and reports
+the median ms/frame (reference frame and one warm-up frame excluded; the span is the whole step:
+preprocessing, encoder, propagation or recurrence, decoder, upsampling to 480x854, memory or
+state update) and the process's peak RSS (ru_maxrss). ``--size``: the internal resolution
+(default: the model's; S2S: short side 256, i.e. 256x448 for 480x854). Weights are a seeded
+random initialisation: the cost does not depend on their values. S2S runs one recurrent state per
+object, so its cost grows with the number of objects; DeAOT's up to 10 objects share one pass.
 
 ``stream``: DeAOT-T over a looped 480p video; prints the process RSS every 100 frames, which must
 stay flat once the long-term memory cap is reached.
@@ -72,20 +76,19 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build_core(variant: str, channels_last: bool, threads: int, **memory: int):
+def build_core(variant: str, channels_last: bool, threads: int, size: int | None = None, **memory: int):
+    """A fresh per-video core of ``variant`` (any family) with seeded random weights; ``memory``:
+    the Segmenter's DeAOT memory options (long_term_gap, max_memory_frames)."""
     import torch
 
-    from vosuite.inference.core import InferenceCore
-    from vosuite.inference.deaot import MemoryConfig
     from vosuite.models import build
+    from vosuite.segment import Segmenter
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build(variant)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    config = MemoryConfig.for_model(model.cfg, **memory) if memory else None
-    return InferenceCore(model, memory=config)
+    return Segmenter(model=model, size=size, threads=threads, progress=False, **memory).core()
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -93,7 +96,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     frames, mask, source = load_clip(args.frames)
-    core = build_core(args.variant, args.channels_last, args.threads)
+    core = build_core(args.variant, args.channels_last, args.threads, args.size)
     times = []
     with torch.inference_mode():
         core.step(frames[0], mask=mask)
@@ -118,10 +121,11 @@ def variants(args: argparse.Namespace) -> None:
         for channels_last in (False, True):
             command = [sys.executable, __file__, "worker", "--variant", variant, "--frames", str(args.frames),
                        "--threads", str(args.threads)] + (["--channels-last"] if channels_last else [])
+            command += ["--size", str(args.size)] if args.size is not None else []
             result = subprocess.run(command, check=True, capture_output=True, text=True)
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
             print(rows[-1], file=sys.stderr)
-    table = Table(title=f"DeAOT CPU inference at 480p, {args.threads} threads ({rows[0]['source']})")
+    table = Table(title=f"CPU inference at 480p, {args.threads} threads ({rows[0]['source']})")
     for column in ("variant", "memory format", "median ms/frame", "p10-p90 ms", "frames", "peak RSS MiB"):
         table.add_column(column, justify="right")
     for row in rows:
@@ -137,8 +141,7 @@ def stream(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     frames, mask, source = load_clip(50)
-    core = build_core("deaot-t", False, args.threads, long_term_gap=args.gap,
-                      max_long_term_frames=args.cap)
+    core = build_core("deaot-t", False, args.threads, long_term_gap=args.gap, max_memory_frames=args.cap)
     table = Table(title=f"DeAOT-T over a {args.frames}-frame looped 480p stream ({source}), "
                         f"long-term gap {args.gap}, cap {args.cap} frames, {args.threads} threads")
     for column in ("frames done", "long-term frames", "RSS MiB", "peak RSS MiB", "median ms/frame (window)"):
@@ -168,6 +171,7 @@ def main() -> None:
         sub.add_argument("--variants", nargs="+", default=VARIANTS)
         sub.add_argument("--variant", default="deaot-t")
         sub.add_argument("--channels-last", action="store_true")
+        sub.add_argument("--size", type=int, help="internal resolution (default: the model's)")
     sub = commands.add_parser("stream")
     sub.add_argument("--frames", type=int, default=1000)
     sub.add_argument("--threads", type=int, default=2)

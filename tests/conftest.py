@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +37,47 @@ def shared_root() -> Path:
     if root is None:
         pytest.skip("VOSUITE_DATA (or ../shared beside the repository) not found")
     return root
+
+
+# -- a two-box clip for the segment / infer CLI tests --------------------------------------------
+
+
+def box_frame(t: int, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Frame ``t`` (RGB uint8) of a clip with a red box moving down and a green box moving right."""
+    img = np.full((height, width, 3), 40, np.uint8)
+    img[10 + t:30 + t, 20:40] = (200, 60, 60)
+    img[40:60, 50 + t:80 + t] = (60, 200, 60)
+    return np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
+
+
+def box_mask(height: int, width: int) -> np.ndarray:
+    """The first frame's mask of :func:`box_frame`: the red box as object 1."""
+    mask = np.zeros((height, width), np.uint8)
+    mask[10:30, 20:40] = 1
+    return mask
+
+
+def write_box_clip(root: Path, frames: int, height: int, width: int) -> dict[str, Path]:
+    """``root/frames/00000.jpg ...`` of :func:`box_frame`, ``root/first.png`` (:func:`box_mask`) and
+    ``root/later/00003.png`` starting the green box as object 2; returns those paths."""
+    from PIL import Image
+
+    from vosuite.io.masks import write_mask
+
+    folder = root / "frames"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for t in range(frames):
+        Image.fromarray(box_frame(t, rng, height, width)).save(folder / f"{t:05d}.jpg", quality=95)
+    write_mask(root / "first.png", box_mask(height, width))
+    new = np.zeros((height, width), np.uint8)
+    new[40:60, 53:83] = 2
+    write_mask(root / "later" / "00003.png", new)
+    return {"root": root, "frames": folder, "first": root / "first.png", "later": root / "later"}
+
+
+def one_line_error(capsys: pytest.CaptureFixture) -> str:
+    """The CLI's stderr, checked to be one ``vosuite: error:`` line."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vosuite: error: ") and "\n" not in err, err
+    return err

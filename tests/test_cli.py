@@ -90,9 +90,9 @@ def test_pack_writes_server_layout(clip: Path, tmp_path: Path) -> None:
     assert names[0] == "Annotations/shapes/00000.png"
 
 
-def test_demo_runs_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_demo_flow_baseline_runs_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--tracker", "flow"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["global"]["J&F-Mean"] > 0.85  # the flow baseline follows the generated objects
     assert (out / "overlay.mp4").stat().st_size > 0

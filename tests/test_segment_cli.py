@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import box_frame, box_mask, one_line_error, write_box_clip
 from vosuite import Segmenter
 from vosuite.cli import main
 from vosuite.io.masks import read_mask, write_mask
@@ -20,37 +21,22 @@ H, W, FRAMES = 64, 96, 8
 
 
 def _frame(t: int, rng: np.random.Generator) -> np.ndarray:
-    img = np.full((H, W, 3), 40, np.uint8)
-    img[10 + t:30 + t, 20:40] = (200, 60, 60)
-    img[40:60, 50 + t:80 + t] = (60, 200, 60)
-    return np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
+    return box_frame(t, rng, H, W)
 
 
 def _first_mask() -> np.ndarray:
-    mask = np.zeros((H, W), np.uint8)
-    mask[10:30, 20:40] = 1
-    return mask
+    return box_mask(H, W)
 
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("segment")
-    frames = root / "frames"
-    frames.mkdir()
-    rng = np.random.default_rng(0)
-    for t in range(FRAMES):
-        Image.fromarray(_frame(t, rng)).save(frames / f"{t:05d}.jpg", quality=95)
-    write_mask(root / "first.png", _first_mask())
-    later = root / "later"
-    new = np.zeros((H, W), np.uint8)
-    new[40:60, 53:83] = 2
-    write_mask(later / "00003.png", new)
+    paths = write_box_clip(tmp_path_factory.mktemp("segment"), FRAMES, H, W)
+    root = paths["root"]
     torch.manual_seed(0)
     torch.save({"state_dict": {"module." + k: v for k, v in build("deaot-t").state_dict().items()}},
                root / "aot.pth")
     assert main(["convert", "aot", str(root / "aot.pth"), str(root / "deaot-t.pt")]) == 0
-    return {"root": root, "frames": frames, "first": root / "first.png", "later": later,
-            "ckpt": root / "deaot-t.pt"}
+    return {**paths, "ckpt": root / "deaot-t.pt"}
 
 
 def _segment(case, out: Path, *extra: str) -> int:
@@ -58,10 +44,7 @@ def _segment(case, out: Path, *extra: str) -> int:
                  "--out", str(out), "--threads", "2", "--no-progress", *extra])
 
 
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("vosuite: error: ") and "\n" not in err, err
-    return err
+_one_line_error = one_line_error
 
 
 def test_segment_new_object_overlay_and_report(case, tmp_path, capsys):

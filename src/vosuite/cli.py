@@ -46,6 +46,9 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
                                              "and evaluate the result.")
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace the output folder's content")
+    parser.add_argument("--tracker", choices=["student", "flow"], default="student",
+                        help="student: the default model with its shipped weights (default); flow: the "
+                             "optical-flow propagation baseline")
 
 
 def _add_pack(commands: argparse._SubParsersAction) -> None:
@@ -58,19 +61,27 @@ def _add_pack(commands: argparse._SubParsersAction) -> None:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model variant: deaot-t-deform (default; its trained weights ship with "
                                          "vosuite), deaot-t, deaot-s, deaot-b, deaot-l, r50-deaot-l, or any of "
-                                         "them with -deform")
+                                         "them with -deform; S2S / S2S++: s2s, s2s-dist, s2spp, or any of them "
+                                         "with -mnv2 (a vosuite checkpoint names its own variant)")
     parser.add_argument("--checkpoint", type=Path,
-                        help="weights: a vosuite checkpoint (see `vosuite convert aot`) or an aot-benchmark one")
+                        help="weights: a vosuite checkpoint (`vosuite train`'s final.pt, `vosuite convert aot`) "
+                             "or an aot-benchmark one")
     parser.add_argument("--size", type=int, metavar="PIXELS",
-                        help="internal resolution: shrink frames so the short side is <= PIXELS before the "
-                             "model's size rule (outputs stay at the input resolution); default: the size "
-                             "the checkpoint was trained for, else the model's")
+                        help="internal resolution (outputs stay at the input resolution); default: the size "
+                             "the checkpoint was trained for, else the model's. DeAOT: shrink frames so the "
+                             "short side is <= PIXELS before the model's size rule; S2S: scale the short side "
+                             "to PIXELS (default 256), then round both sides to multiples of 32")
     parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
     parser.add_argument("--long-term-gap", type=int, metavar="N",
-                        help="add a frame to the long-term memory every N frames (default: the model's)")
+                        help="DeAOT: add a frame to the long-term memory every N frames (default: the model's); "
+                             "an error with S2S models, which keep a fixed-size state per object")
     parser.add_argument("--max-memory-frames", type=int, default=32, metavar="N",
-                        help="most long-term memory frames; the oldest non-reference frames are dropped "
-                             "(default: 32)")
+                        help="DeAOT: most long-term memory frames; the oldest non-reference frames are dropped "
+                             "(default: 32); another value is an error with S2S models")
+    parser.add_argument("--merge", choices=["soft", "rs2s"],
+                        help="S2S: merge the objects by soft aggregation (soft, the default: AOT / STM odds "
+                             "against the product of the background probabilities) or as RS2S does (rs2s: "
+                             "argmax against a constant 0.5 background); an error with DeAOT models")
     parser.add_argument("--overwrite", action="store_true", help="replace the output folder's content")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -106,7 +117,7 @@ def _add_infer(commands: argparse._SubParsersAction) -> None:
 def _add_convert(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("convert", help="convert checkpoints of other codes to vosuite checkpoints")
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
-    aot = kinds.add_parser("aot", help="an aot-benchmark DeAOT checkpoint",
+    aot = kinds.add_parser("aot", help="an aot-benchmark DeAOT checkpoint (DeAOT variants only)",
                            description="Convert an aot-benchmark checkpoint (state dict, EMA or trainer "
                                        "wrappers, module. prefixes) into a vosuite checkpoint.")
     aot.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="aot-benchmark .pth file")
@@ -118,6 +129,9 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
                                         "best.pt); loading casts it back to float32.")
     half.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="vosuite checkpoint (.pt)")
     half.add_argument("out", type=Path, metavar="OUT", help="float16 checkpoint to write (.pt)")
+    half.add_argument("--size", type=int, metavar="PIXELS",
+                      help="record the internal resolution the weights were trained for (default: keep the "
+                           "checkpoint's)")
     half.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
@@ -175,7 +189,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from vosuite.demo import run_demo
 
-    run_demo(args.out, overwrite=args.overwrite)
+    run_demo(args.out, overwrite=args.overwrite, tracker=args.tracker)
     return 0
 
 
@@ -192,7 +206,7 @@ def _segmenter(args: argparse.Namespace):
 
     return Segmenter(model=args.model, checkpoint=args.checkpoint, size=args.size, threads=args.threads,
                      long_term_gap=args.long_term_gap, max_memory_frames=args.max_memory_frames,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, merge=args.merge)
 
 
 def _run_segment(args: argparse.Namespace) -> int:
@@ -214,7 +228,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     from vosuite.inference.weights import convert_aot, half_checkpoint
 
     if args.kind == "half":
-        out = half_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+        out = half_checkpoint(args.checkpoint, args.out, inference_size=args.size, overwrite=args.overwrite)
         print(f"wrote {out}: float16, {out.stat().st_size / 2**20:.1f} MiB")
         return 0
     report = convert_aot(args.checkpoint, args.out, model=args.model, overwrite=args.overwrite)

@@ -7,7 +7,8 @@
 
 Frames are streamed (one decoded frame and one label map in memory at a time) and each mask is
 written as a palette PNG as soon as it is computed (atomically), so memory stays bounded whatever
-the length; the long-term memory is capped (see :mod:`vosuite.inference.deaot`).
+the length: DeAOT's long-term memory is capped (see :mod:`vosuite.inference.deaot`); S2S / S2S++
+carry one fixed-size recurrent state per object (see :mod:`vosuite.inference.s2s`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ from rich.console import Console
 from vosuite.datasets.base import VideoRecord, files_by_stem
 from vosuite.datasets.registry import open_dataset
 from vosuite.errors import InputError
-from vosuite.inference.core import MAX_OBJECT_ID, InferenceCore
+from vosuite.inference.core import MAX_OBJECT_ID, InferenceCore, VideoCore
 from vosuite.inference.deaot import DEFAULT_MAX_LONG_TERM_FRAMES, MemoryConfig
+from vosuite.inference.s2s import MERGES, S2SInferenceCore
 from vosuite.inference.weights import DEFAULT_MODEL, load_model
 from vosuite.io.frames import open_frames, read_image_rgb
 from vosuite.io.masks import VOID_ID, object_ids, read_mask, write_mask
 from vosuite.io.output import prepare_output
 from vosuite.io.overlay import OverlayWriter
+from vosuite.models.build import model_family
 from vosuite.models.deaot import DeAOT
+from vosuite.models.s2s import S2S
 from vosuite.progress import progress_bar
 
 Update = Callable[[int, int, str], None]
@@ -115,41 +119,66 @@ class SegmentReport:
 
 
 class Segmenter:
-    """Semi-supervised video object segmentation with a DeAOT model.
+    """Semi-supervised video object segmentation with a DeAOT or an S2S / S2S++ model.
 
     Args:
-        model: variant name (``deaot-t`` ...) or a :class:`~vosuite.models.deaot.DeAOT` network.
+        model: variant name (``deaot-t``, ``s2spp-mnv2`` ...) or a network
+            (:class:`~vosuite.models.deaot.DeAOT`, :class:`~vosuite.models.s2s.S2S`).
         checkpoint: weights (vosuite or aot-benchmark format); default: the packaged weights.
-        size: internal resolution (short side <= size before the model's size rule); None =
-            the size the weights were trained for (``model.default_size``), else the model's
-            default preprocessing. Outputs are at the input's resolution.
+        size: internal resolution; None = the size the weights were trained for
+            (``model.default_size``), else the model's default. DeAOT: the short side is shrunk to
+            <= size before the model's size rule (default: that rule alone); S2S: the short side is
+            scaled to size (default 256), sides rounded to multiples of 32
+            (:func:`~vosuite.inference.s2s.s2s_input_size`). Outputs are at the input's resolution.
         threads: torch threads (default: every core, never more).
-        long_term_gap: long-term memory every N frames (default: the model's).
-        max_memory_frames: cap on long-term memory frames (reference frames kept).
+        long_term_gap: DeAOT: long-term memory every N frames (default: the model's).
+        max_memory_frames: DeAOT: cap on long-term memory frames (reference frames kept).
+            S2S has no frame memory (a fixed-size state per object): a gap or a cap other than
+            the default is an InputError.
+        merge: S2S: how objects are merged, ``"soft"`` (default, AOT / STM soft aggregation) or
+            ``"rs2s"`` (argmax against a constant 0.5 background); an InputError for DeAOT.
         progress: draw progress bars (on a terminal).
         console: where reports go (default: stdout).
     """
 
-    def __init__(self, model: str | DeAOT | None = None, checkpoint: str | os.PathLike | None = None,
+    def __init__(self, model: str | DeAOT | S2S | None = None, checkpoint: str | os.PathLike | None = None,
                  size: int | None = None, threads: int | None = None, long_term_gap: int | None = None,
                  max_memory_frames: int | None = DEFAULT_MAX_LONG_TERM_FRAMES, progress: bool = True,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, merge: str | None = None) -> None:
         self.threads = set_threads(threads)
-        if isinstance(model, DeAOT):
+        if isinstance(model, (DeAOT, S2S)):
             self.model = model.eval()
         else:
             self.model = load_model(model if model is not None or checkpoint is not None else DEFAULT_MODEL,
                                     checkpoint)
-        self.memory = MemoryConfig.for_model(self.model.cfg, long_term_gap=long_term_gap,
-                                             max_long_term_frames=max_memory_frames)
-        self.size = size if size is not None else self.model.default_size
-        InferenceCore(self.model, self.memory, size)  # validates size early
+        self.family = model_family(self.model)
+        name = self.model.cfg.name
+        self.memory: MemoryConfig | None = None
+        if self.family == "deaot":
+            if merge is not None:
+                raise InputError(f"--merge applies to S2S models only; {name} merges objects its own way")
+            self.memory = MemoryConfig.for_model(self.model.cfg, long_term_gap=long_term_gap,
+                                                 max_long_term_frames=max_memory_frames)
+        elif long_term_gap is not None or max_memory_frames != DEFAULT_MAX_LONG_TERM_FRAMES:
+            raise InputError(f"--long-term-gap and --max-memory-frames apply to DeAOT models only; {name} keeps "
+                             "one fixed-size recurrent state per object, no frame memory")
+        elif merge is not None and merge not in MERGES:
+            raise InputError(f"unknown merge {merge!r}; known: {', '.join(MERGES)}")
+        self.merge = merge or MERGES[0]
+        self.size = size if size is not None else getattr(self.model, "default_size", None)
+        self._new_core(size)  # validates size early
         self.progress = progress
         self.console = console or Console()
 
-    def core(self) -> InferenceCore:
-        """A fresh per-video state for the frame-by-frame API: ``core.step(rgb, mask)``."""
-        return InferenceCore(self.model, self.memory, self.size)
+    def core(self) -> VideoCore:
+        """A fresh per-video state for the frame-by-frame API: ``core.step(rgb, mask)``
+        (:class:`~vosuite.inference.core.InferenceCore` or :class:`~vosuite.inference.s2s.S2SInferenceCore`)."""
+        return self._new_core(self.size)
+
+    def _new_core(self, size: int | None) -> VideoCore:
+        if self.family == "s2s":
+            return S2SInferenceCore(self.model, size, self.merge)
+        return InferenceCore(self.model, self.memory, size)
 
     # -- one video ----------------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ Frames are RGB uint8 [H, W, 3] at their own resolution; masks hold the caller's 
 (0 = background, 255 = void, treated as background). Inside, ids are renumbered 1..K in order of
 appearance (as aot-benchmark squeezes them); probabilities and labels come back at the frame's
 resolution, channel ``k`` of the probabilities being ``object_ids[k - 1]``.
+
+:class:`VideoCore` holds what every family's per-video state shares (frame-size checks, id
+mapping, the last label map); :class:`InferenceCore` is DeAOT's, and
+:class:`vosuite.inference.s2s.S2SInferenceCore` the recurrent S2S / S2S++ one.
 """
 
 from __future__ import annotations
@@ -43,28 +47,24 @@ def model_input_size(model: DeAOT, height: int, width: int, size: int | None = N
                               align_corners=cfg.align_corners)
 
 
-class InferenceCore:
-    """One video's inference state: network, memory tensors (:class:`DeAOTMemory`), id mapping.
+class VideoCore:
+    """What every per-video inference state shares: the video's frame size and network input size,
+    the caller's object ids (``object_ids``, internal id k = ``object_ids[k - 1]``), the frame
+    count and the last label map. Subclasses define :meth:`network_size` and ``step``.
 
     Args:
-        model: a DeAOT network in eval mode.
-        memory: memory rules (default: the model's, with the default long-term cap).
-        size: internal resolution: frames are shrunk so their short side is <= ``size`` before the
-            model's size rule; None = the model's default preprocessing. Outputs are always at
-            the frame's resolution.
+        size: internal resolution (its meaning is the subclass's); None = the model's default.
+        min_size: the smallest ``size`` accepted.
     """
 
-    def __init__(self, model: DeAOT, memory: MemoryConfig | None = None, size: int | None = None) -> None:
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 16):
-            raise InputError(f"size must be an integer >= 16, got {size!r}")
-        self.model = model.eval()
-        self.config = memory or MemoryConfig.for_model(model.cfg)
+    def __init__(self, size: int | None = None, min_size: int = 16) -> None:
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < min_size):
+            raise InputError(f"size must be an integer >= {min_size}, got {size!r}")
         self.size = size
         self.reset()
 
     def reset(self) -> None:
-        """Forget the video (memory, objects, sizes)."""
-        self.memory: DeAOTMemory | None = None
+        """Forget the video (objects, sizes)."""
         self.object_ids: list[int] = []
         self.frame_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
@@ -97,33 +97,80 @@ class InferenceCore:
             internal[mask == ext] = self.object_ids.index(ext) + 1
         return internal if internal.any() else None
 
-    @torch.no_grad()
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """The network input (H, W) for frames of (height, width)."""
+        raise NotImplementedError
+
     def step(self, frame: np.ndarray, mask: np.ndarray | None = None,
              object_ids: Sequence[int] | None = None) -> torch.Tensor:
-        """Segment one frame; returns probabilities [1 + K, H, W] (float32).
+        """Segment one frame; returns probabilities [1 + K, H, W] (float32, at the frame's size).
 
         Args:
             frame: RGB uint8 [H, W, 3]; every frame of a video has the same size.
             mask: optional [H, W] ids for this frame: the objects in it (all but 0 / 255, or only
-                ``object_ids``) overwrite the prediction there and the frame becomes a reference.
+                ``object_ids``) overwrite the prediction there and the model restarts from them
+                (DeAOT: a reference frame; S2S: their recurrent states start from this frame).
                 Before the first mask with an object, frames come out as background.
             object_ids: which ids of ``mask`` to use (default: every id present).
         """
+        raise NotImplementedError
+
+    def accept_frame(self, frame: np.ndarray, mask: np.ndarray | None,
+                     object_ids: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Check a frame (the first fixes the video's size), count it, and turn ``mask`` into
+        internal ids (None when it holds no object): (RGB, internal mask or None)."""
         rgb = np.asarray(frame)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise InputError(f"frame must be [H, W, 3] RGB, got shape {rgb.shape}")
         height, width = rgb.shape[:2]
         if self.frame_size is None:
             self.frame_size = (height, width)
-            self.input_size = model_input_size(self.model, height, width, self.size)
+            self.input_size = self.network_size(height, width)
         elif (height, width) != self.frame_size:
             raise InputError(f"frame size {width}x{height} differs from the video's "
                              f"{self.frame_size[1]}x{self.frame_size[0]}")
         internal = None if mask is None else self._internal_mask(mask, object_ids)
         self.frames_seen += 1
+        return rgb, internal
+
+    def background(self) -> torch.Tensor:
+        """A frame before any object: label 0 everywhere, probabilities [1, H, W] of ones."""
+        height, width = self.frame_size
+        self._label = torch.zeros(1, 1, height, width, dtype=torch.long)
+        return torch.ones(1, height, width)
+
+
+class InferenceCore(VideoCore):
+    """One video's DeAOT inference state: network, memory tensors (:class:`DeAOTMemory`), id mapping.
+
+    Args:
+        model: a DeAOT network in eval mode.
+        memory: memory rules (default: the model's, with the default long-term cap).
+        size: internal resolution: frames are shrunk so their short side is <= ``size`` before the
+            model's size rule; None = the model's default preprocessing. Outputs are always at
+            the frame's resolution.
+    """
+
+    def __init__(self, model: DeAOT, memory: MemoryConfig | None = None, size: int | None = None) -> None:
+        self.model = model.eval()
+        self.config = memory or MemoryConfig.for_model(model.cfg)
+        super().__init__(size)
+
+    def reset(self) -> None:
+        """Forget the video (memory, objects, sizes)."""
+        self.memory: DeAOTMemory | None = None
+        super().reset()
+
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        return model_input_size(self.model, height, width, self.size)
+
+    @torch.no_grad()
+    def step(self, frame: np.ndarray, mask: np.ndarray | None = None,
+             object_ids: Sequence[int] | None = None) -> torch.Tensor:
+        """:meth:`VideoCore.step`; a frame with a mask becomes a reference frame of the memory."""
+        rgb, internal = self.accept_frame(frame, mask, object_ids)
         if self.memory is None and internal is None:
-            self._label = torch.zeros(1, 1, height, width, dtype=torch.long)
-            return torch.ones(1, height, width)
+            return self.background()
         img = preprocess_image(rgb, self.input_size)
         if self.memory is None:
             label = torch.from_numpy(internal)[None, None]

@@ -262,10 +262,23 @@ def aggregate_groups(logits: list[torch.Tensor], obj_nums: list[int], size: tupl
         prob = _single_group_prob(raw, n, size, align_corners)[0]
         backgrounds.append(prob[:, :1])
         foregrounds.append(prob[:, 1:])
-    background = torch.prod(torch.cat(backgrounds, dim=1), dim=1, keepdim=True)
-    merged = torch.cat([background, *foregrounds], dim=1).clamp(_AGGREGATION_EPS, 1 - _AGGREGATION_EPS)
-    prob = torch.softmax(torch.logit(merged), dim=1)
+    prob = soft_aggregate(torch.cat(backgrounds, dim=1), torch.cat(foregrounds, dim=1))
     return prob, _argmax_channels(prob)
+
+
+def soft_aggregate(backgrounds: torch.Tensor, foregrounds: torch.Tensor, eps: float = _AGGREGATION_EPS
+                   ) -> torch.Tensor:
+    """The soft aggregation of STM / aot-benchmark (``soft_logit_aggregation``): independent
+    estimates merged into one distribution by their odds.
+
+    ``backgrounds`` [N, G, H, W]: G independent background probabilities (their product is the
+    merged background); ``foregrounds`` [N, K, H, W]: the objects' probabilities. The merged
+    channels are clamped to ``[eps, 1 - eps]``, turned into log-odds and soft-maxed: returns
+    [N, 1 + K, H, W] summing to 1 over dim 1 (channel 0 the background).
+    """
+    background = torch.prod(backgrounds, dim=1, keepdim=True)
+    merged = torch.cat([background, foregrounds], dim=1).clamp(eps, 1 - eps)
+    return torch.softmax(torch.logit(merged), dim=1)
 
 
 def start_memory(model: DeAOT, img: torch.Tensor, label: torch.Tensor, obj_num: int,

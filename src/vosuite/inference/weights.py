@@ -8,12 +8,15 @@ says how to get some).
 A vosuite checkpoint is a plain dict, loaded with ``torch.load(weights_only=True)``::
 
     {"format": "vosuite", "version": 1,
-     "model": {"name": "deaot-t", "config": {...DeAOTConfig fields...}},
+     "model": {"name": "deaot-t", "family": "deaot",   # or "s2s" (S2SConfig fields); absent: "deaot"
+               "config": {...DeAOTConfig fields...}},
      "inference": {"size": 240},   # optional: the internal resolution the weights were trained for
      "state_dict": {...}}           # float32, or float16 for shipped weights (cast up on load)
 
 ``--checkpoint`` also accepts aot-benchmark checkpoints (plain state dicts, ``state_dict`` /
 ``ema`` wrappers, ``module.`` prefixes); ``vosuite convert aot`` turns them into the format above.
+Files written before S2S existed have no ``family``: they are DeAOT checkpoints. Loading is
+strict for both families (missing, unexpected or mis-shaped keys are named).
 """
 
 from __future__ import annotations
@@ -27,8 +30,16 @@ import torch
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
-from vosuite.models.build import build, extract_state_dict, load_state_dict_strict
-from vosuite.models.deaot import DeAOT, DeAOTConfig, get_config
+from vosuite.models.build import (
+    FAMILIES,
+    build,
+    extract_state_dict,
+    load_state_dict_strict,
+    model_config,
+    model_family,
+)
+from vosuite.models.deaot import DeAOT, DeAOTConfig
+from vosuite.models.s2s import S2S, S2SConfig
 
 DEFAULT_MODEL = "deaot-t-deform"
 CHECKPOINT_FORMAT = "vosuite"
@@ -37,12 +48,16 @@ CHECKPOINT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
+#: Family of a checkpoint whose ``model`` entry has no ``family`` (files older than S2S support).
+LEGACY_FAMILY = "deaot"
+#: The training recipe the missing-weights message points at, per family.
+RECIPES = {"deaot": "configs/deaot_t_davis16.yaml", "s2s": "configs/s2spp_davis16.yaml"}
+
+
 def canonical_model_name(name: str) -> str:
-    """``DeAOT_T`` -> ``deaot-t``; an unknown name is an InputError listing the known ones."""
-    try:
-        return get_config(name).name
-    except KeyError as exc:
-        raise InputError(str(exc.args[0])) from None
+    """``DeAOT_T`` -> ``deaot-t``, ``S2SPP_MNV2`` -> ``s2spp-mnv2``; an unknown name is an
+    InputError listing the known ones."""
+    return model_config(name).name
 
 
 def packaged_weights(name: str) -> Path:
@@ -51,9 +66,11 @@ def packaged_weights(name: str) -> Path:
 
 
 def missing_weights_message(name: str) -> str:
+    family = model_family(name)
+    convert = (f" or convert an aot-benchmark checkpoint (`vosuite convert aot CKPT.pth {name}.pt --model {name}`)"
+               if family == "deaot" else "")
     return (f"no trained weights for {name} ship with vosuite yet ({packaged_weights(name)} is absent): "
-            "train one (`vosuite train --config configs/deaot_t_davis16.yaml`, then pass the run's final.pt) "
-            f"or convert an aot-benchmark checkpoint (`vosuite convert aot CKPT.pth {name}.pt --model {name}`), "
+            f"train one (`vosuite train --config {RECIPES[family]}`, then pass the run's final.pt){convert}, "
             f"then pass --checkpoint {name}.pt")
 
 
@@ -71,14 +88,15 @@ def is_vosuite_checkpoint(obj: object) -> bool:
     return isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT
 
 
-def config_from_dict(data: Mapping, source: str) -> DeAOTConfig:
-    """A :class:`DeAOTConfig` from its saved fields (unknown fields are an error, missing ones default)."""
-    fields = {f.name for f in dataclasses.fields(DeAOTConfig)}
+def config_from_dict(data: Mapping, source: str, cls: type = DeAOTConfig) -> DeAOTConfig | S2SConfig:
+    """A config dataclass (:class:`DeAOTConfig` by default, or :class:`S2SConfig`) from its saved
+    fields (unknown fields are an error, missing ones default)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - fields)
     if unknown:
         raise InputError(f"{source}: model config has fields this vosuite does not know ({', '.join(unknown)}); "
                          "upgrade vosuite")
-    return _dataclass_from_dict(DeAOTConfig, data)
+    return _dataclass_from_dict(cls, data)
 
 
 def _dataclass_from_dict(cls: type, data: Mapping) -> object:
@@ -97,10 +115,11 @@ def _dataclass_from_dict(cls: type, data: Mapping) -> object:
     return cls(**values)
 
 
-def load_model(model: str | None = None, checkpoint: str | Path | None = None) -> DeAOT:
-    """The network with weights: from ``checkpoint`` (vosuite or aot-benchmark format) or the
-    packaged weights of ``model``. A vosuite checkpoint carries its config; ``model``, if given,
-    must name the same variant."""
+def load_model(model: str | None = None, checkpoint: str | Path | None = None) -> DeAOT | S2S:
+    """The network with weights: from ``checkpoint`` (vosuite format, any family; aot-benchmark or
+    plain state dicts) or the packaged weights of ``model``. A vosuite checkpoint carries its
+    family and config; ``model``, if given, must name the same variant. A plain state dict is
+    loaded (strictly) into ``model``, default the default model."""
     if checkpoint is None:
         name = canonical_model_name(model or DEFAULT_MODEL)
         path = packaged_weights(name)
@@ -113,15 +132,20 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None) -
         info = obj.get("model")
         if not isinstance(info, Mapping) or not isinstance(info.get("config"), Mapping):
             raise InputError(f"{path}: vosuite checkpoint without a model config")
-        cfg = config_from_dict(info["config"], str(path))
+        family = info.get("family", LEGACY_FAMILY)
+        if family not in FAMILIES:
+            raise InputError(f"{path}: unknown model family {family!r} (known: {', '.join(FAMILIES)}); "
+                             "upgrade vosuite")
+        network, config_class = FAMILIES[family]
+        cfg = config_from_dict(info["config"], str(path), config_class)
         if model is not None and canonical_model_name(model) != cfg.name:
             raise InputError(f"{path} holds {cfg.name} weights, not {canonical_model_name(model)} "
                              "(drop --model or pass the matching checkpoint)")
-        net = DeAOT(cfg)
+        net = network(cfg)
         load_state_dict_strict(net, extract_state_dict(obj.get("state_dict"), str(path)), str(path))
         net.default_size = _inference_size(obj.get("inference"), path)
         return net.eval()
-    return build(canonical_model_name(model or DEFAULT_MODEL), path)  # aot-benchmark format
+    return build(canonical_model_name(model or DEFAULT_MODEL), path)  # aot-benchmark / plain state dict
 
 
 def _inference_size(info: object, path: Path) -> int | None:
@@ -134,7 +158,7 @@ def _inference_size(info: object, path: Path) -> int | None:
     return size
 
 
-def save_checkpoint(model: DeAOT, out: str | Path, inference_size: int | None = None,
+def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | None = None,
                     dtype: torch.dtype | None = None) -> Path:
     """Write ``model`` as a vosuite checkpoint, atomically. ``inference_size``: the internal
     resolution the weights were trained for (the default ``--size`` of whoever loads them);
@@ -144,7 +168,7 @@ def save_checkpoint(model: DeAOT, out: str | Path, inference_size: int | None = 
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "model": {"name": model.cfg.name, "config": dataclasses.asdict(model.cfg)},
+        "model": {"name": model.cfg.name, "family": model_family(model), "config": dataclasses.asdict(model.cfg)},
         "inference": {"size": size},
         "state_dict": {k: _cast(v.detach().clone(), dtype) for k, v in model.state_dict().items()},
     }
@@ -157,14 +181,18 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
 
 
-def half_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """A vosuite checkpoint's float16 copy at ``out`` (the form shipped weights take)."""
+def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int | None = None,
+                    overwrite: bool = False) -> Path:
+    """A vosuite checkpoint's float16 copy at ``out`` (the form shipped weights take), with
+    ``inference_size`` recorded when given (else the checkpoint's)."""
+    if inference_size is not None and inference_size <= 0:
+        raise InputError(f"--size {inference_size}: must be a positive number of pixels")
     src, out = Path(checkpoint), Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists (pass --overwrite to replace it)")
     if not is_vosuite_checkpoint(_load_file(src)):
         raise InputError(f"{src} is not a vosuite checkpoint (convert it first: `vosuite convert aot`)")
-    return save_checkpoint(load_model(checkpoint=src), out, dtype=torch.float16)
+    return save_checkpoint(load_model(checkpoint=src), out, inference_size=inference_size, dtype=torch.float16)
 
 
 @dataclass(frozen=True)
@@ -184,6 +212,8 @@ def convert_aot(checkpoint: str | Path, out: str | Path, model: str = DEFAULT_MO
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists (pass --overwrite to replace it)")
     name = canonical_model_name(model)
+    if model_family(name) != "deaot":
+        raise InputError(f"`convert aot` reads aot-benchmark DeAOT checkpoints; {name} is not a DeAOT variant")
     obj = _load_file(src)
     if is_vosuite_checkpoint(obj):
         raise InputError(f"{src} is already a vosuite checkpoint")

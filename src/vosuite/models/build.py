@@ -1,4 +1,5 @@
-"""Build DeAOT networks and load aot-benchmark checkpoints (strict key checking).
+"""Build networks by variant name (DeAOT and S2S families) and load state-dict checkpoints
+(aot-benchmark files for DeAOT; strict key checking).
 
 A deformable variant (``*-deform``) loads a vanilla checkpoint: its offset-network keys, and only
 those, may be missing; they keep their zero-offset initialisation and a warning names them.
@@ -11,9 +12,14 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from vosuite.errors import InputError
 from vosuite.models.deaot import DeAOT, DeAOTConfig, get_config
+from vosuite.models.s2s import S2S, S2S_VARIANTS, S2SConfig, get_s2s_config
+
+#: Model families: the value of a vosuite checkpoint's ``model.family``.
+FAMILIES: dict[str, tuple[type, type]] = {"deaot": (DeAOT, DeAOTConfig), "s2s": (S2S, S2SConfig)}
 
 # Wrapper keys seen around aot-benchmark state dicts (trainer checkpoints, EMA copies).
 _WRAPPER_KEYS = ("state_dict", "ema", "model", "model_state_dict", "module")
@@ -44,7 +50,32 @@ def extract_state_dict(obj: object, source: str = "checkpoint") -> dict[str, tor
     return out
 
 
-def load_state_dict_strict(model: DeAOT, state: Mapping[str, torch.Tensor], source: str = "checkpoint",
+def model_config(name: str) -> DeAOTConfig | S2SConfig:
+    """The config of a variant name of any family (``_`` and case ignored); an unknown name is an
+    InputError listing the known ones."""
+    try:
+        return get_config(name)
+    except KeyError as exc:
+        deaot_error = str(exc.args[0])
+    try:
+        return get_s2s_config(name)
+    except KeyError as exc:
+        s2s_error = str(exc.args[0])
+    if name.lower().startswith("s2s"):
+        raise InputError(f"{s2s_error}; DeAOT variants: {deaot_error.split('known: ', 1)[-1]}")
+    raise InputError(f"{deaot_error}; S2S variants: {', '.join(S2S_VARIANTS)}")
+
+
+def model_family(model: str | nn.Module | DeAOTConfig | S2SConfig) -> str:
+    """``"deaot"`` or ``"s2s"``: the family of a variant name, a config or a network."""
+    cfg = model_config(model) if isinstance(model, str) else getattr(model, "cfg", model)
+    for family, (_, config_class) in FAMILIES.items():
+        if isinstance(cfg, config_class):
+            return family
+    raise InputError(f"not a vosuite model: {type(model).__name__}")
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint",
                            allow_missing: Collection[str] = ()) -> list[str]:
     """Copy ``state`` into ``model`` (cast to the model's dtypes). Raises InputError on missing,
     unexpected or mis-shaped keys, naming a few of each; keys in ``allow_missing`` may be absent
@@ -67,9 +98,10 @@ def load_state_dict_strict(model: DeAOT, state: Mapping[str, torch.Tensor], sour
     return allowed
 
 
-def load_checkpoint(model: DeAOT, path: str | Path) -> DeAOT:
-    """Load an aot-benchmark checkpoint file (``torch.load(weights_only=True)``) into ``model``.
-    A deformable model accepts a vanilla checkpoint (offset networks missing; warns, see module doc)."""
+def load_checkpoint(model: DeAOT | S2S, path: str | Path) -> DeAOT | S2S:
+    """Load a state-dict checkpoint file (``torch.load(weights_only=True)``; aot-benchmark files for
+    DeAOT) into ``model``. A deformable model accepts a vanilla checkpoint (offset networks missing;
+    warns, see module doc)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
@@ -78,7 +110,7 @@ def load_checkpoint(model: DeAOT, path: str | Path) -> DeAOT:
     except Exception as exc:  # any unpickling failure becomes a one-line input error
         raise InputError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
     skipped = load_state_dict_strict(model, extract_state_dict(obj, str(path)), str(path),
-                                     allow_missing=model.offset_parameter_names())
+                                     allow_missing=getattr(model, "offset_parameter_names", list)())
     if skipped:
         warnings.warn(f"{path} has no offset-network weights for {model.cfg.name} ({len(skipped)} tensors: "
                       f"{_preview(skipped, 2)}); they stay zero-initialised, i.e. zero offsets",
@@ -86,21 +118,19 @@ def load_checkpoint(model: DeAOT, path: str | Path) -> DeAOT:
     return model
 
 
-def build(name_or_config: str | DeAOTConfig = "deaot-t", checkpoint: str | Path | None = None) -> DeAOT:
-    """A DeAOT network in eval mode: ``build("deaot-t", "weights.pt")``.
+def build(name_or_config: str | DeAOTConfig | S2SConfig = "deaot-t",
+          checkpoint: str | Path | None = None) -> DeAOT | S2S:
+    """A network in eval mode: ``build("deaot-t", "weights.pt")``, ``build("s2spp-mnv2")``.
 
     ``name_or_config``: a variant name (``deaot-t``, ``deaot-s``, ``deaot-b``, ``deaot-l``,
-    ``r50-deaot-l``, or one of them + ``-deform``) or a :class:`DeAOTConfig`. ``checkpoint``:
-    optional aot-benchmark state dict (vanilla weights load into ``-deform`` variants).
+    ``r50-deaot-l``, or one of them + ``-deform``; ``s2s``, ``s2s-dist``, ``s2spp``, or one of them
+    + ``-mnv2``) or a :class:`DeAOTConfig` / :class:`S2SConfig`. ``checkpoint``: optional state
+    dict (aot-benchmark files for DeAOT; vanilla weights load into ``-deform`` variants). The
+    network's ``default_size`` (the internal resolution its weights were trained for) is None.
     """
-    if isinstance(name_or_config, DeAOTConfig):
-        cfg = name_or_config
-    else:
-        try:
-            cfg = get_config(name_or_config)
-        except KeyError as exc:
-            raise InputError(str(exc.args[0])) from exc
-    model = DeAOT(cfg)
+    cfg = model_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    model = FAMILIES[model_family(cfg)][0](cfg)
+    model.default_size = None
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model.eval()

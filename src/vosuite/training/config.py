@@ -29,7 +29,8 @@ from vosuite.io.atomic import write_text_atomic
 
 @dataclass
 class ModelSection:
-    """The network: a variant name (``deaot-t``, ``deaot-l-deform`` ...) and optional initial weights."""
+    """The network: a variant name (``deaot-t``, ``deaot-l-deform``, ``s2spp-mnv2`` ...) and optional
+    initial weights."""
 
     name: str = "deaot-t"
     checkpoint: str | None = None  # aot-benchmark or vosuite weights to start from
@@ -88,6 +89,9 @@ class TrainSection:
     seq_training_freeze: list[str] = field(default_factory=lambda: ["patch_wise_id_bank"])
     long_term_gap: int | None = None  # TRAIN_LONG_TERM_MEM_GAP; None: 9999 (deaot-l: 2)
     id_shuffle: bool = True  # random identity assignment per clip (restart_engine(..., True))
+    # S2S: "all" = every object of a clip is its own binary sequence in the batch; "one" = one
+    # random object per clip (a fixed batch size, RS2S's one sample per (video, object))
+    s2s_objects: str = "all"
     amp: bool = False  # bf16 autocast (off: slower than fp32 on CPU)
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch threads per process
@@ -114,7 +118,7 @@ class ValSection:
 class TrainConfig:
     """A whole training recipe."""
 
-    method: str = "deaot"
+    method: str = "deaot"  # or "s2s" (vosuite.training.s2s_method)
     name: str = "run"
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)

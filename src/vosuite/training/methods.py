@@ -1,8 +1,8 @@
 """Method adapters: what the method-agnostic :class:`~vosuite.training.engine.Trainer` needs of a method.
 
 A method provides ``build_model()``, ``training_step(model, batch, step) -> (loss, logs)``,
-``freezable_keys(step)`` and ``validate(model, out_dir, threads)``; future methods (S2S++,
-distillation) register in :data:`METHODS` the same way.
+``freezable_keys(step)`` and ``validate(model, out_dir, threads)``, and registers in
+:data:`METHODS`: ``deaot`` (:class:`DeAOTMethod`), ``s2s`` (:class:`~vosuite.training.s2s_method.S2SMethod`).
 
 :class:`DeAOTMethod` is aot-benchmark's clip training (``networks/engines/aot_engine.py``,
 ``forward`` with ``enable_prev_frame=False``, the default):
@@ -26,7 +26,7 @@ distillation) register in :data:`METHODS` the same way.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vosuite.errors import InputError
-from vosuite.models.build import build
+from vosuite.models.build import build, model_family
 from vosuite.models.deaot import DeAOT, get_config
 from vosuite.nn.frozen_bn import thaw_batch_norm
 from vosuite.nn.gpm import LayerMemory
@@ -201,6 +201,8 @@ class DeAOTMethod:
     """AOT-style clip training of a DeAOT variant (see the module docstring)."""
 
     def __init__(self, config: TrainConfig) -> None:
+        if model_family(config.model.name) != "deaot":
+            raise InputError(f"method deaot trains DeAOT variants, not {config.model.name} (use method: s2s)")
         check_crop_size(config)
         check_encoder_norm(config)
         self.config = config
@@ -268,12 +270,13 @@ class DeAOTMethod:
 
     def validate(self, model: DeAOT, out_dir: Path, threads: int) -> dict[str, float]:
         """J&F of ``model`` on the configured validation videos (predictions under ``out_dir``)."""
-        return validate_deaot(model, self.config, out_dir, threads)
+        return validate_model(model, self.config, out_dir, threads)
 
 
-def validate_deaot(model: DeAOT, config: TrainConfig, out_dir: Path, threads: int) -> dict[str, float]:
-    """Predict the validation videos with :class:`~vosuite.segment.Segmenter` and score them with the
-    official-equivalent :class:`~vosuite.metrics.evaluator.Evaluator`; returns the global scores."""
+def validate_model(model: nn.Module, config: TrainConfig, out_dir: Path, threads: int) -> dict[str, float]:
+    """Predict the validation videos with :class:`~vosuite.segment.Segmenter` (any model family it
+    runs, at ``val.size``) and score them with the official-equivalent
+    :class:`~vosuite.metrics.evaluator.Evaluator`; returns the global scores."""
     from vosuite.datasets import open_dataset
     from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
     from vosuite.segment import Segmenter
@@ -293,7 +296,13 @@ def validate_deaot(model: DeAOT, config: TrainConfig, out_dir: Path, threads: in
     return {k: float(v) for k, v in result.global_scores().items()}
 
 
-METHODS: dict[str, type] = {"deaot": DeAOTMethod}
+def _s2s_method(config: TrainConfig) -> Method:
+    from vosuite.training.s2s_method import S2SMethod  # imports this module
+
+    return S2SMethod(config)
+
+
+METHODS: dict[str, type | Callable[[TrainConfig], Method]] = {"deaot": DeAOTMethod, "s2s": _s2s_method}
 
 
 def make_method(config: TrainConfig) -> Method:

@@ -1,0 +1,126 @@
+"""S2S / S2S++ training on the engine's clips (``method: s2s``; Xu et al. 2018 Sec. 4, Azimi et al.
+2020 Sec. III; the recipe of RS2S ``train.py``, see ``docs/s2s.md``).
+
+One clip of T frames (the :class:`~vosuite.training.data.ClipDataset` samples DeAOT trains on):
+
+* **objects**: S2S follows one object per sequence (RS2S draws one sample per (video, object)).
+  A clip's labels hold objects 1..K (its own and pasted ones); each object becomes a binary
+  sequence (its pixels 1, everything else, other objects included, 0). With
+  ``train.s2s_objects: all`` (default) every object of every clip is stacked on the batch
+  dimension, so a batch of B clips trains sum(K) sequences (other objects act as distractors);
+  with ``one`` a single object per clip is drawn (a function of (seed, sample index), the same on
+  any rank), so the batch is exactly B sequences;
+* **recurrence**: frame 0 and its mask -> ``S2S.initial_state``; frames 1..T-1 -> ``S2S.step``
+  with the previous state (no teacher forcing: the state never sees a mask again, as in RS2S);
+* **loss**: :class:`~vosuite.training.s2s_losses.S2SLoss` on every predicted frame (0.6 balanced
+  BCE + 0.2 distance-class CE when the variant has the head + 0.2 log-Jaccard, each over the
+  whole batch of sequences), averaged over frames 1..T-1 (RS2S ``loss_avg``).
+
+Crops must be multiples of ``S2S.stride`` (32) on both sides. ``model.encoder_norm: batch`` thaws
+every :class:`~vosuite.nn.frozen_bn.FrozenBatchNorm2d` of the network (the encoder's and the
+initializer's backbone) for from-scratch training; the engine freezes them back when it saves.
+Validation is the shared :func:`~vosuite.training.methods.validate_model` (the Segmenter at
+``val.size`` + the evaluator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vosuite.errors import InputError
+from vosuite.models.build import build, model_family
+from vosuite.models.s2s import S2S
+from vosuite.nn.frozen_bn import thaw_batch_norm
+from vosuite.training.config import TrainConfig
+from vosuite.training.methods import check_encoder_norm, freeze_encoder, validate_model
+from vosuite.training.s2s_losses import S2SLoss
+
+#: ``train.s2s_objects`` values: every object of a clip, or one random object per clip.
+OBJECT_MODES = ("all", "one")
+
+
+def check_s2s_config(config: TrainConfig) -> None:
+    """An S2S variant, crops of multiples of 32, a known ``train.s2s_objects``, valid norms."""
+    name = config.model.name
+    if model_family(name) != "s2s":
+        raise InputError(f"method s2s trains S2S variants (s2s, s2s-dist, s2spp, with or without -mnv2), "
+                         f"not {name}")
+    stride = S2S.stride
+    bad = [side for side in config.data.size if side % stride]
+    if bad:
+        fixed = [max(stride, stride * round(side / stride)) for side in config.data.size]
+        raise InputError(f"data.size {list(config.data.size)}: S2S needs sides that are multiples of {stride} "
+                         f"pixels, e.g. data.size={fixed}")
+    if config.train.s2s_objects not in OBJECT_MODES:
+        raise InputError(f"train.s2s_objects {config.train.s2s_objects!r}: use {' or '.join(OBJECT_MODES)}")
+    check_encoder_norm(config)
+
+
+class S2SMethod:
+    """Sequence-to-sequence training of an S2S / S2S++ variant (see the module docstring)."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        check_s2s_config(config)
+        self.config = config
+        self.loss = S2SLoss()
+
+    def build_model(self) -> S2S:
+        """The variant (with the configured initial weights), in train mode; trainable batch norms
+        in both backbones with ``model.encoder_norm=batch``."""
+        model = build(self.config.model.name, self.config.model.checkpoint)
+        freeze_encoder(model, self.config.model.encoder_freeze_at)
+        if self.config.model.encoder_norm == "batch":
+            thaw_batch_norm(model)
+        return model.train()
+
+    def freezable_keys(self) -> list[str]:
+        return []
+
+    def freeze_active(self, step: int) -> bool:
+        return False
+
+    def sequences(self, batch: Mapping[str, object]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(clip index, object id) of every binary sequence of the batch, two int64 vectors."""
+        clips, ids = [], []
+        for position, (count, index) in enumerate(zip(batch["obj_num"], batch["index"], strict=True)):
+            count = int(count)
+            if self.config.train.s2s_objects == "one":
+                chosen = [int(np.random.default_rng([self.config.train.seed, int(index)]).integers(1, count + 1))]
+            else:
+                chosen = list(range(1, count + 1))
+            clips += [position] * len(chosen)
+            ids += chosen
+        return torch.tensor(clips, dtype=torch.long), torch.tensor(ids, dtype=torch.long)
+
+    def training_step(self, model: S2S, batch: Mapping[str, object], step: int
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean per-frame S2S loss of the batch's sequences and its terms (plain floats) for the logs."""
+        frames, labels = batch["frames"], batch["labels"]  # [B, T, 3, H, W], [B, T, 1, H, W]
+        clips, ids = self.sequences(batch)
+        clips = clips.to(frames.device)
+        video = frames[clips]  # [N, T, 3, H, W]
+        masks = (labels[clips] == ids.to(labels.device).view(-1, 1, 1, 1, 1)).to(frames.dtype)  # [N, T, 1, H, W]
+        state = model.initial_state(video[:, 0], masks[:, 0])
+        weights = {"bce": self.loss.config.bce_weight, "jaccard": self.loss.config.jaccard_weight,
+                   "distance": self.loss.config.distance_weight}
+        losses, sums = [], {}
+        for t in range(1, video.shape[1]):
+            out = model.step(video[:, t], state)
+            state = out.state
+            distance = None if out.distance_logits is None else out.distance_logits.float()
+            terms = self.loss.terms(out.mask_logits.float(), masks[:, t], distance)
+            losses.append(sum(weights[name] * value for name, value in terms.items()))
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+        loss = torch.stack(losses).mean()
+        logs = {name: total / len(losses) for name, total in sums.items()}
+        logs.update(loss=float(loss.detach()), sequences=float(len(ids)))
+        return loss, logs
+
+    def validate(self, model: S2S, out_dir: Path, threads: int) -> dict[str, float]:
+        """J&F of ``model`` on the configured validation videos (predictions under ``out_dir``)."""
+        return validate_model(model, self.config, out_dir, threads)
