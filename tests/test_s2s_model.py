@@ -196,6 +196,25 @@ def test_state_is_carried(name: str) -> None:
         assert not torch.equal(h0, h1) and not torch.equal(c0, c1)
 
 
+@pytest.mark.parametrize("name", ["s2spp-mnv2", "s2s-dist"])
+def test_shared_features_equal_per_object_encoding(name: str) -> None:
+    """Objects of one frame may share one encoder pass (``features``): same output as encoding
+    the frame once per object."""
+    model = _tiny(name)
+    g = torch.Generator().manual_seed(1)
+    frame0, frame1 = torch.randn(2, 1, 3, 64, 96, generator=g)
+    masks = (torch.rand(3, 1, 64, 96, generator=g) > 0.5).float()
+    with torch.no_grad():
+        state = model.initial_state(frame0.expand(3, -1, -1, -1), masks)
+        per_object = model.step(frame1.expand(3, -1, -1, -1), state)
+        shared = model.step(None, state, features=model.encode(frame1))
+    assert torch.allclose(shared.mask_logits, per_object.mask_logits, atol=1e-5)
+    for (h0, c0), (h1, c1) in zip(shared.state, per_object.state, strict=True):
+        assert torch.allclose(h0, h1, atol=1e-5) and torch.allclose(c0, c1, atol=1e-5)
+    with pytest.raises(ValueError, match="image or its features"):
+        model.step(None, state)
+
+
 def test_gradients_reach_every_part_and_norms_thaw() -> None:
     model = _tiny("s2spp").train()
     assert thaw_batch_norm(model) > 0  # the VGG norms, encoder and initializer

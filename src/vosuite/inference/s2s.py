@@ -133,7 +133,7 @@ class S2SInferenceCore(VideoCore):
         img = preprocess_image(rgb, self.input_size)  # [1, 3, h, w]
         foreground = torch.zeros(1, len(self.object_ids), height, width)
         if self.state is not None:
-            out = self.model.step(img.expand(len(self.slots), -1, -1, -1), self.state)
+            out = self.model.step(None, self.state, features=self.model.encode(img))  # one encoder pass
             self.state = out.state
             logits = F.interpolate(out.mask_logits, size=(height, width), mode="bilinear", align_corners=False)
             foreground[0, torch.tensor(self.slots) - 1] = torch.sigmoid(logits[:, 0])

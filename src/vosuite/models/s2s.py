@@ -298,6 +298,9 @@ class S2S(nn.Module):
     def __init__(self, cfg: S2SConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        #: Internal resolution (short side) the weights were trained for; set from a checkpoint by
+        #: ``vosuite.inference.weights.load_model``; None: the inference default.
+        self.default_size: int | None = None
         self.initializer = S2SInitializer(cfg)
         self.encoder = build_backbone(cfg, in_channels=3)
         skips = self.encoder.out_channels
@@ -328,12 +331,25 @@ class S2S(nn.Module):
             raise ValueError(f"mask must be [N, 1, H, W] like the image, got {tuple(mask.shape)}")
         return self.initializer(image, mask)
 
-    def step(self, image: torch.Tensor, state: S2SState) -> S2SOutput:
-        """Segment the next frame [N, 3, H, W] given the previous state; returns the new state too."""
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's 5 maps (strides 2 ... 32) of ``image`` [N, 3, H, W]; objects of one frame
+        can share them (:meth:`step`'s ``features``)."""
         self._check_image(image)
+        return list(self.encoder(image))
+
+    def step(self, image: torch.Tensor | None, state: S2SState,
+             features: list[torch.Tensor] | None = None) -> S2SOutput:
+        """Segment the next frame [N, 3, H, W] given the previous state; returns the new state too.
+        ``features``: :meth:`encode` of the frame, computed once for all N objects (batch 1 is
+        broadcast to N); ``image`` is then unused."""
         if len(state) != self.cfg.num_states:
             raise ValueError(f"{self.cfg.name} carries {self.cfg.num_states} (h, c) states, got {len(state)}")
-        feats = self.encoder(image)  # 5 maps, strides 2 ... 32
+        if features is None:
+            if image is None:
+                raise ValueError("step needs an image or its features")
+            features = self.encode(image)
+        batch = state[0][0].shape[0]
+        feats = [f.expand(batch, -1, -1, -1) if f.shape[0] == 1 else f for f in features]  # 5 maps
         x = self.encoder_head(feats[4])  # [N, hidden, H/32, W/32]
         new_state = [self.bottleneck_lstm(x, state[0])]
         memory: dict[int, torch.Tensor] = {}
