@@ -70,7 +70,7 @@ def _masks() -> list[np.ndarray]:
     ]
 
 
-@pytest.mark.parametrize(("border", "bin_size"), [(20, 1), (5, 1), (20, 3), (7, 2)])
+@pytest.mark.parametrize(("border", "bin_size"), [(20, 1), (5, 1), (20, 3), (7, 2), (150, 10)])
 def test_distance_classes_match_scipy(border: int, bin_size: int) -> None:
     for mask in _masks():
         got = distance_classes(torch.from_numpy(mask).float(), border, bin_size)

@@ -44,14 +44,14 @@ def _window(t: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
 def truncated_squared_distance(source: torch.Tensor, radius: int) -> torch.Tensor:
     """Squared Euclidean distance from every pixel to the nearest True pixel of ``source`` [..., H, W].
 
-    Exact (int16) wherever it is below ``radius**2``; elsewhere some value >= ``radius**2``. Two
+    Exact (int32) wherever it is below ``radius**2``; elsewhere some value >= ``radius**2``. Two
     separable passes over shifts of less than ``radius`` (the exact EDT restricted to that window):
     the vertical distance g to the nearest source pixel in each column (``radius`` when none is
     nearer), then min over |dx| < radius of dx^2 + g(x + dx)^2. Pixels beyond the image are not
     sources. Every candidate is a true distance or >= radius^2, hence the exactness below radius^2.
     """
     height, width = source.shape[-2:]
-    g = torch.full(source.shape, radius, dtype=torch.int16, device=source.device)
+    g = torch.full(source.shape, radius, dtype=torch.int32, device=source.device)  # int16 overflows
     for dy in range(min(radius, height) - 1, 0, -1):  # largest first, so the nearest wins
         n = height - dy
         _window(g, -2, 0, n).masked_fill_(_window(source, -2, dy, n), dy)  # source dy rows below

@@ -36,7 +36,7 @@ from vosuite.models.build import build, model_family
 from vosuite.models.s2s import S2S
 from vosuite.nn.frozen_bn import thaw_batch_norm
 from vosuite.training.config import TrainConfig
-from vosuite.training.methods import check_encoder_norm, freeze_encoder, validate_model
+from vosuite.training.methods import check_encoder_norm, validate_model
 from vosuite.training.s2s_losses import S2SLoss
 
 #: ``train.s2s_objects`` values: every object of a clip, or one random object per clip.
@@ -57,6 +57,9 @@ def check_s2s_config(config: TrainConfig) -> None:
                          f"pixels, e.g. data.size={fixed}")
     if config.train.s2s_objects not in OBJECT_MODES:
         raise InputError(f"train.s2s_objects {config.train.s2s_objects!r}: use {' or '.join(OBJECT_MODES)}")
+    if config.model.encoder_freeze_at:
+        raise InputError("model.encoder_freeze_at: S2S has two backbones (encoder and initializer) and no "
+                         "pretrained stages to freeze here; set model.encoder_freeze_at=0")
     check_encoder_norm(config)
 
 
@@ -72,7 +75,6 @@ class S2SMethod:
         """The variant (with the configured initial weights), in train mode; trainable batch norms
         in both backbones with ``model.encoder_norm=batch``."""
         model = build(self.config.model.name, self.config.model.checkpoint)
-        freeze_encoder(model, self.config.model.encoder_freeze_at)
         if self.config.model.encoder_norm == "batch":
             thaw_batch_norm(model)
         return model.train()
