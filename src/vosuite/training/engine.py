@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vosuite.errors import InputError
+from vosuite.inference.weights import save_checkpoint
 from vosuite.nn.frozen_bn import freeze_batch_norm
 from vosuite.progress import progress_bar
 from vosuite.training.checkpoint import (
@@ -349,8 +350,6 @@ class Trainer:
 
     def ema_model_save(self, path: Path) -> Path:
         """Write the EMA weights as a vosuite checkpoint (``vosuite segment --checkpoint``)."""
-        from vosuite.inference.weights import save_checkpoint
-
         return save_checkpoint(self.ema_model(), path, inference_size=self.config.val.size)
 
     def close(self) -> None:

@@ -36,11 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vosuite.datasets import open_dataset
 from vosuite.errors import InputError
+from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
 from vosuite.models.build import build, model_family
 from vosuite.models.deaot import DeAOT, get_config
 from vosuite.nn.frozen_bn import thaw_batch_norm
 from vosuite.nn.gpm import LayerMemory
+from vosuite.segment import Segmenter
 from vosuite.training.config import TrainConfig
 from vosuite.training.losses import AOTLoss, LossConfig
 
@@ -277,9 +280,6 @@ def validate_model(model: nn.Module, config: TrainConfig, out_dir: Path, threads
     """Predict the validation videos with :class:`~vosuite.segment.Segmenter` (any model family it
     runs, at ``val.size``) and score them with the official-equivalent
     :class:`~vosuite.metrics.evaluator.Evaluator`; returns the global scores."""
-    from vosuite.datasets import open_dataset
-    from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
-    from vosuite.segment import Segmenter
 
     val = config.val
     split = val.split
