@@ -32,12 +32,28 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", nargs="+", type=Path, default=[], metavar="FILE",
                         help="write results: .csv (official columns) and/or .json (everything)")
     parser.add_argument("--plot", type=Path, help="write a per-sequence J&F bar chart (PNG)")
+    parser.add_argument("--by-size", action="store_true",
+                        help="also print J and F by ground-truth object size (absent, <1%%, 1-5%%, >=5%% of "
+                             "the frame; always in --out .json)")
     parser.add_argument("--official-decay", action="store_true",
                         help="reproduce the official code's uint8 Decay bins (wrong for >= 256 scored frames)")
     parser.add_argument("--strict", action="store_true", help="predicted ids that are not objects are errors")
     parser.add_argument("--max-proposals", type=int, default=20, help="unsupervised: most proposals per video")
     parser.add_argument("--workers", type=int, help="threads (default: every core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "compare", help="compare results files of `vosuite eval --out X.json` side by side",
+        description="One row per results JSON: J&F, J, F, then J and F by ground-truth object size (frames "
+                    "where the object covers <1%%, 1-5%%, >=5%% of the frame, or is absent).")
+    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json", help="files of `vosuite eval --out`")
+    parser.add_argument("--names", nargs="+", metavar="NAME", help="row names (default: the file names)")
+    parser.add_argument("--size-edges", nargs="+", type=float, default=[0.01, 0.05], metavar="FRACTION",
+                        help="area fractions between size bins (default: 0.01 0.05)")
+    parser.add_argument("--per-sequence", action="store_true", help="also one J&F column per sequence")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a J/F bar chart by object size")
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
@@ -161,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_eval(commands)
+    _add_compare(commands)
     _add_demo(commands)
     _add_pack(commands)
     _add_segment(commands)
@@ -182,7 +199,22 @@ def _run_eval(args: argparse.Namespace) -> int:
                               max_proposals=args.max_proposals, workers=args.workers)
     run_eval(EvalRequest(ground_truth=args.gt, predictions=args.pred, dataset=args.dataset, split=args.split,
                          sequences=args.sequences, config=config, out=args.out, plot=args.plot,
-                         show_progress=not args.no_progress))
+                         show_progress=not args.no_progress, by_size=args.by_size))
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from vosuite.metrics.compare import comparison_table, load_run, plot_comparison
+    from vosuite.metrics.report import wide_console
+
+    names = args.names or [None] * len(args.results)
+    if len(names) != len(args.results):
+        raise VosuiteError(f"--names: {len(names)} names for {len(args.results)} results files")
+    runs = [load_run(path, name, args.size_edges) for path, name in zip(args.results, names, strict=True)]
+    wide_console(None, width=160).print(comparison_table(runs, per_sequence=args.per_sequence))
+    if args.plot is not None:
+        plot_comparison(runs, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -255,7 +287,7 @@ def _run_plot_log(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": _run_eval, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
+COMMANDS = {"eval": _run_eval, "compare": _run_compare, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
             "infer": _run_infer, "convert": _run_convert,
             "train": _run_train, "plot-log": _run_plot_log}
 

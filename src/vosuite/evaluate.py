@@ -27,6 +27,7 @@ class EvalRequest:
     out: list[Path] = field(default_factory=list)
     plot: Path | None = None
     show_progress: bool = True
+    by_size: bool = False  # also print J and F by object size
 
 
 def _split_names(values: list[str]) -> list[str]:
@@ -59,7 +60,7 @@ def run_eval(request: EvalRequest, console: Console | None = None) -> Evaluation
     videos = select_videos(request, console)
     with progress_bar("evaluating frames", enabled=request.show_progress) as update:
         result = Evaluator(request.config).evaluate(videos, request.predictions, progress=update)
-    print_results(result, console)
+    print_results(result, console, by_size=request.by_size)
     for path in request.out:
         result.save(path)
         console.print(f"wrote {path}")

@@ -136,15 +136,23 @@ def _semi_objects(data: VideoTallies, config: EvaluationConfig, warnings: list[s
             continue
         j_values = _score(lambda t, i=object_id: t.jaccard(i, i), frames, data.tallies)
         f_values = _score(lambda t, i=object_id: t.f_measure(i, i), frames, data.tallies)
-        results.append(_object_result(data.video.name, object_id, frames, j_values, f_values, config))
+        results.append(_object_result(data.video.name, object_id, frames, j_values, f_values, config,
+                                      areas=_areas(object_id, frames, data.tallies)))
     return results
 
 
+def _areas(object_id: int, frames: list[str], tallies: dict[str, FrameTally]) -> np.ndarray:
+    """[T] the object's ground-truth area as a fraction of each scored frame."""
+    return np.array([tallies[frame].area_fraction(object_id) for frame in frames], dtype=np.float64)
+
+
 def _object_result(sequence: str, object_id: int, frames: list[str], j_values: np.ndarray,
-                   f_values: np.ndarray, config: EvaluationConfig, proposal: int | None = None) -> ObjectResult:
+                   f_values: np.ndarray, config: EvaluationConfig, proposal: int | None = None,
+                   areas: np.ndarray | None = None) -> ObjectResult:
     return ObjectResult(sequence=sequence, object_id=object_id, frames=frames, j_per_frame=j_values,
                         f_per_frame=f_values, j=mean_recall_decay(j_values, config.official_decay),
-                        f=mean_recall_decay(f_values, config.official_decay), matched_proposal=proposal)
+                        f=mean_recall_decay(f_values, config.official_decay), matched_proposal=proposal,
+                        area_per_frame=areas)
 
 
 def _unsupervised_objects(data: VideoTallies, config: EvaluationConfig, warnings: list[str]) -> list[ObjectResult]:
@@ -165,7 +173,8 @@ def _unsupervised_objects(data: VideoTallies, config: EvaluationConfig, warnings
     assignment_score = (np.mean(j_scores, axis=2) + np.mean(f_scores, axis=2)) / 2  # [P, G]
     rows, columns = linear_sum_assignment(-assignment_score)
     return [_object_result(data.video.name, truth_ids[g], frames, j_scores[p, g], f_scores[p, g], config,
-                           proposal=proposals[p]) for p, g in zip(rows, columns, strict=True)]
+                           proposal=proposals[p], areas=_areas(truth_ids[g], frames, data.tallies))
+            for p, g in zip(rows, columns, strict=True)]
 
 
 def _extra_ids(data: VideoTallies) -> list[int]:

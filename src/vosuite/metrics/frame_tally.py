@@ -27,6 +27,11 @@ class FrameTally:
     truth_boundary: dict[int, int] = field(default_factory=dict)
     prediction_boundary: dict[int, int] = field(default_factory=dict)
     matched: dict[Pair, tuple[int, int]] = field(default_factory=dict)  # (prediction, truth) matched
+    pixels: int = 0  # pixels of the frame (void included): object areas as fractions of the frame
+
+    def area_fraction(self, truth_id: int) -> float:
+        """The ground-truth object's area as a fraction of the frame (0 where it is absent)."""
+        return self.truth_area.get(truth_id, 0) / self.pixels if self.pixels else 0.0
 
     def jaccard(self, prediction_id: int, truth_id: int) -> float:
         inter = self.intersection.get((prediction_id, truth_id), 0)
@@ -82,7 +87,7 @@ def tally_frame(truth: np.ndarray, prediction: np.ndarray, radius: int, *, exclu
         prediction_masks = {i: mask & valid for i, mask in prediction_masks.items()}
     truth_area, truth_boundaries = _areas_and_boundaries(truth_masks)
     prediction_area, prediction_boundaries = _areas_and_boundaries(prediction_masks)
-    tally = FrameTally(truth_area=truth_area, prediction_area=prediction_area,
+    tally = FrameTally(truth_area=truth_area, prediction_area=prediction_area, pixels=int(truth.size),
                        truth_boundary={i: b.count for i, b in truth_boundaries.items()},
                        prediction_boundary={i: b.count for i, b in prediction_boundaries.items()})
     for prediction_id, prediction_mask in prediction_masks.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from rich.table import Table
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.metrics.results import COLUMNS, EvaluationResult
+from vosuite.metrics.size_breakdown import SizeBin
 
 
 def results_table(result: EvaluationResult, title: str | None = None) -> Table:
@@ -26,11 +28,31 @@ def results_table(result: EvaluationResult, title: str | None = None) -> Table:
     return table
 
 
-def print_results(result: EvaluationResult, console: Console | None = None) -> None:
+def size_table(bins: list[SizeBin], title: str = "J and F by ground-truth object size") -> Table:
+    """One row per size bin: the (object, frame) pairs in it and their mean J, F and J&F."""
+    table = Table(title=title)
+    for name in ("object area / frame", "frames", "J-Mean", "F-Mean", "J&F-Mean"):
+        table.add_column(name, justify="left" if name.startswith("object") else "right")
+    for row in bins:
+        table.add_row(row.label, str(row.frames),
+                      *("-" if math.isnan(v) else f"{v:.3f}" for v in (row.j_mean, row.f_mean, row.jf_mean)))
+    return table
+
+
+def wide_console(console: Console | None, width: int = 110) -> Console:
+    """``console`` (default stdout), widened when piped or logged so columns are not squeezed."""
     console = console or Console()
-    if not console.is_terminal and console.width < 110:  # piped or logged: do not squeeze the columns
-        console = Console(file=console.file, width=110)
+    if not console.is_terminal and console.width < width:
+        console = Console(file=console.file, width=width)
+    return console
+
+
+def print_results(result: EvaluationResult, console: Console | None = None, by_size: bool = False) -> None:
+    console = wide_console(console)
     console.print(results_table(result))
+    bins = result.size_breakdown() if by_size else None
+    if bins is not None:
+        console.print(size_table(bins))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 

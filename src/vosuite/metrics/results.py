@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vosuite.io.atomic import write_text_atomic
+from vosuite.metrics.size_breakdown import DEFAULT_EDGES, SizeBin, size_breakdown
 from vosuite.metrics.statistics import SequenceStatistics
 
 COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
@@ -29,6 +31,7 @@ class ObjectResult:
     j: SequenceStatistics
     f: SequenceStatistics
     matched_proposal: int | None = None  # unsupervised protocol: the proposal id picked
+    area_per_frame: np.ndarray | None = None  # [T] float64 ground-truth area / frame pixels
 
     @property
     def key(self) -> str:
@@ -68,6 +71,14 @@ class EvaluationResult:
         return {name: _mean_rows([obj.row() for obj in self.objects if obj.sequence == name])
                 for name in self.sequences()}
 
+    def size_breakdown(self, edges: Sequence[float] = DEFAULT_EDGES) -> list[SizeBin] | None:
+        """Pooled per-frame J and F by ground-truth object size (:mod:`size_breakdown`); None
+        without recorded areas."""
+        if not self.objects or any(obj.area_per_frame is None for obj in self.objects):
+            return None
+        return size_breakdown(((obj.j_per_frame, obj.f_per_frame, obj.area_per_frame) for obj in self.objects),
+                              edges)
+
     def to_csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -94,9 +105,12 @@ class EvaluationResult:
                     "frames": obj.frames,
                     "J_per_frame": [float(v) for v in obj.j_per_frame],
                     "F_per_frame": [float(v) for v in obj.f_per_frame],
+                    **({"area_per_frame": [float(v) for v in obj.area_per_frame]}
+                       if obj.area_per_frame is not None else {}),
                 }
                 for obj in self.objects
             },
+            "by_size": [row.to_dict() for row in self.size_breakdown() or []],
             "warnings": self.warnings,
         }
 
