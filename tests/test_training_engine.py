@@ -105,6 +105,29 @@ def test_ema_follows_aot_decay_warmup() -> None:
     assert ema.shadow["weight"].item() == pytest.approx(1 - 2 / 11)
 
 
+def test_ema_averages_batch_norm_statistics_with_the_weights() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.BatchNorm2d(3)).train()
+    ema = ExponentialMovingAverage(model, 0.5)
+    expected_mean = model[1].running_mean.clone().double()
+    for step in range(3):
+        model(torch.randn(4, 2, 5, 5) + step)  # moves the running statistics
+        decay = min(0.5, (2 + step) / (11 + step))
+        expected_mean = decay * expected_mean + (1 - decay) * model[1].running_mean.double()
+        ema.update(model)
+    assert set(ema.buffers) == {"1.running_mean", "1.running_var"}  # num_batches_tracked is an int
+    assert torch.allclose(ema.buffers["1.running_mean"].double(), expected_mean, atol=1e-6)
+    copy = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.BatchNorm2d(3))
+    ema.copy_to(copy)
+    assert torch.equal(copy[1].running_mean, ema.buffers["1.running_mean"])
+    state = ema.state_dict()
+    restored = ExponentialMovingAverage(copy, 0.1)
+    restored.load_state_dict(state)
+    assert torch.equal(restored.buffers["1.running_var"], ema.buffers["1.running_var"])
+    del state["buffers"]  # a state saved before statistics were averaged still loads
+    ExponentialMovingAverage(copy, 0.1).load_state_dict(state)
+
+
 def test_step_sampler_shards_the_global_batch() -> None:
     single = list(StepBatchSampler(1, 3, per_rank=4))
     shards = [list(StepBatchSampler(1, 3, per_rank=2, world_size=2, rank=r)) for r in range(2)]

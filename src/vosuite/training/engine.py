@@ -258,8 +258,8 @@ class Trainer:
 
     def inference_copy(self, use_ema: bool) -> nn.Module:
         """A copy of the model (EMA or live weights) in eval mode, trainable batch norms frozen
-        into their running statistics (the layout inference loads). The live running statistics
-        go with EMA weights too (aot-benchmark averages parameters only)."""
+        into their running statistics (the layout inference loads). EMA weights come with the
+        averaged running statistics (:mod:`vosuite.training.ema`)."""
         model = copy.deepcopy(self.model)
         if use_ema:
             self.ema.copy_to(model)
