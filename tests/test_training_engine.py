@@ -124,8 +124,13 @@ def test_ema_averages_batch_norm_statistics_with_the_weights() -> None:
     restored = ExponentialMovingAverage(copy, 0.1)
     restored.load_state_dict(state)
     assert torch.equal(restored.buffers["1.running_var"], ema.buffers["1.running_var"])
-    del state["buffers"]  # a state saved before statistics were averaged still loads
-    ExponentialMovingAverage(copy, 0.1).load_state_dict(state)
+    del state["buffers"]  # a state saved before statistics were averaged restarts from the model's
+    resumed = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.BatchNorm2d(3))
+    resumed[1].running_mean.fill_(0.25)
+    older = ExponentialMovingAverage(copy, 0.1)
+    older.load_state_dict(state, resumed)
+    assert torch.equal(older.buffers["1.running_mean"], torch.full((3,), 0.25))
+    assert torch.equal(older.shadow["0.weight"], ema.shadow["0.weight"])
 
 
 def test_step_sampler_shards_the_global_batch() -> None:

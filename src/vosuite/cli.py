@@ -47,7 +47,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compare", help="compare results files of `vosuite eval --out X.json` side by side",
         description="One row per results JSON: J&F, J, F, then J and F by ground-truth object size (frames "
-                    "where the object covers <1%%, 1-5%%, >=5%% of the frame, or is absent).")
+                    "where the object covers <1%, 1-5%, >=5% of the frame, or is absent).")
     parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json", help="files of `vosuite eval --out`")
     parser.add_argument("--names", nargs="+", metavar="NAME", help="row names (default: the file names)")
     parser.add_argument("--size-edges", nargs="+", type=float, default=[0.01, 0.05], metavar="FRACTION",
@@ -204,14 +204,18 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from vosuite.metrics.compare import comparison_table, load_run, plot_comparison
+    from vosuite.metrics.compare import comparison_table, coverage_warning, default_names, load_run, plot_comparison
     from vosuite.metrics.report import wide_console
 
-    names = args.names or [None] * len(args.results)
+    names = args.names or default_names(args.results)
     if len(names) != len(args.results):
         raise VosuiteError(f"--names: {len(names)} names for {len(args.results)} results files")
     runs = [load_run(path, name, args.size_edges) for path, name in zip(args.results, names, strict=True)]
-    wide_console(None, width=160).print(comparison_table(runs, per_sequence=args.per_sequence))
+    console = wide_console(None, width=160)
+    console.print(comparison_table(runs, per_sequence=args.per_sequence))
+    warning = coverage_warning(runs)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if args.plot is not None:
         plot_comparison(runs, args.plot)
         print(f"wrote {args.plot}")

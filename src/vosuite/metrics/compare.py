@@ -19,6 +19,7 @@ from rich.table import Table
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.metrics.size_breakdown import DEFAULT_EDGES, SizeBin, breakdown_from_objects
+from vosuite.plotting import pyplot
 
 
 @dataclass
@@ -29,6 +30,7 @@ class RunScores:
     global_scores: dict[str, float]
     per_sequence: dict[str, dict[str, float]]
     by_size: list[SizeBin] | None  # None: the file has no per-frame areas
+    objects: list[str]  # scored objects, ``<video>_<id>``
 
 
 def load_run(path: str | Path, name: str | None = None, edges: Sequence[float] = DEFAULT_EDGES) -> RunScores:
@@ -40,8 +42,31 @@ def load_run(path: str | Path, name: str | None = None, edges: Sequence[float] =
         raise InputError(f"{path}: cannot read results JSON ({error})") from None
     if not isinstance(data, dict) or not {"global", "per_sequence", "per_object"} <= set(data):
         raise InputError(f"{path}: not a results file of `vosuite eval --out FILE.json`")
-    return RunScores(name=name or path.stem, global_scores=data["global"], per_sequence=data["per_sequence"],
-                     by_size=breakdown_from_objects(data["per_object"].values(), edges))
+    try:
+        scores = {key: float(data["global"][key]) for key in ("J&F-Mean", "J-Mean", "F-Mean")}
+        per_sequence = {str(k): dict(v) for k, v in data["per_sequence"].items()}
+        by_size = breakdown_from_objects(data["per_object"].values(), edges)
+        objects = sorted(data["per_object"])
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise InputError(f"{path}: malformed results file ({type(error).__name__}: {error})") from None
+    return RunScores(name=name or path.stem, global_scores=scores, per_sequence=per_sequence,
+                     by_size=by_size, objects=objects)
+
+
+def default_names(paths: Sequence[Path]) -> list[str]:
+    """File stems, or the paths as given where stems repeat (``a/results.json``, ``b/results.json``)."""
+    stems = [path.stem for path in paths]
+    return [stem if stems.count(stem) == 1 else str(path) for stem, path in zip(stems, paths, strict=True)]
+
+
+def coverage_warning(runs: Sequence[RunScores]) -> str | None:
+    """A warning when the runs did not score the same objects (their means are not comparable)."""
+    reference = runs[0].objects
+    differing = [run.name for run in runs[1:] if run.objects != reference]
+    if not differing:
+        return None
+    return (f"{', '.join(differing)} scored other objects than {runs[0].name}: means and frame counts "
+            "(n, taken from the first run with areas) are not comparable")
 
 
 def _score(value: float) -> str:
@@ -81,13 +106,7 @@ def comparison_table(runs: Sequence[RunScores], per_sequence: bool = False) -> T
 
 def plot_comparison(runs: Sequence[RunScores], path: str | Path) -> None:
     """Two panels (J, F): one group of bars for the DAVIS means, then one per size bin, one bar per run."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib: pip install 'vosuite[plot]'") from None
+    plt = pyplot("--plot")
     bins = _shown_bins(runs)
     reference = next((run.by_size for run in runs if run.by_size is not None), None)
     groups = ["DAVIS mean\n(per object)"] + [f"{reference[i].label}\n(n={reference[i].frames})" for i in bins]

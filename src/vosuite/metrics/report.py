@@ -9,10 +9,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.metrics.results import COLUMNS, EvaluationResult
 from vosuite.metrics.size_breakdown import SizeBin
+from vosuite.plotting import pyplot
 
 
 def results_table(result: EvaluationResult, title: str | None = None) -> Table:
@@ -59,13 +59,7 @@ def print_results(result: EvaluationResult, console: Console | None = None, by_s
 
 def plot_sequences(result: EvaluationResult, path: str | Path) -> None:
     """Bar chart of per-sequence J-Mean, F-Mean and J&F-Mean, sorted by J&F, with the global mean."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib: pip install 'vosuite[plot]'") from None
+    plt = pyplot("--plot")
     scores = result.sequence_scores()
     names = sorted(scores, key=lambda n: scores[n]["J&F-Mean"])
     positions = np.arange(len(names))

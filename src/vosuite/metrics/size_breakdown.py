@@ -13,6 +13,7 @@ larger objects.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -39,8 +40,12 @@ class SizeBin:
         return (self.j_mean + self.f_mean) / 2
 
     def to_dict(self) -> dict[str, object]:
-        return {"label": self.label, "low": self.low, "high": self.high, "frames": self.frames,
-                "J-Mean": self.j_mean, "F-Mean": self.f_mean, "J&F-Mean": self.jf_mean}
+        """Plain JSON: ``null`` for the open upper bound and for the means of an empty bin."""
+        def finite(value: float) -> float | None:
+            return value if math.isfinite(value) else None
+
+        return {"label": self.label, "low": self.low, "high": finite(self.high), "frames": self.frames,
+                "J-Mean": finite(self.j_mean), "F-Mean": finite(self.f_mean), "J&F-Mean": finite(self.jf_mean)}
 
 
 def _percent(value: float) -> str:
@@ -56,7 +61,7 @@ def bin_labels(edges: Sequence[float] = DEFAULT_EDGES) -> list[str]:
 
 def _check_edges(edges: Sequence[float]) -> None:
     if any(not 0 < e < 1 for e in edges) or list(edges) != sorted(set(edges)):
-        raise InputError(f"size edges must be increasing fractions in (0, 1), got {list(edges)}")
+        raise InputError(f"size edges (--size-edges) must be increasing fractions in (0, 1), got {list(edges)}")
 
 
 def size_breakdown(per_object: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],

@@ -69,15 +69,17 @@ class ExponentialMovingAverage:
                 "shadow": {k: v.clone() for k, v in self.shadow.items()},
                 "buffers": {k: v.clone() for k, v in self.buffers.items()}}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, object], model: nn.Module | None = None) -> None:
         """Restore :meth:`state_dict`'s content; the parameter names must match. A state saved
-        before statistics were averaged keeps the buffers this object was built with (the live
-        model's at resume time), from which averaging goes on."""
+        before statistics were averaged has no ``buffers``: averaging then restarts from
+        ``model``'s (the resumed live model's, so pass it after loading its weights)."""
         shadow = state["shadow"]
         if set(shadow) != set(self.shadow):
             raise KeyError("EMA state names differ from the model's trainable parameters")
-        buffers = state.get("buffers", {})
-        if buffers and set(buffers) != set(self.buffers):
+        buffers = state.get("buffers")
+        if buffers is None:
+            buffers = {name: b.detach() for name, b in _float_buffers(model).items()} if model is not None else {}
+        elif set(buffers) != set(self.buffers):
             raise KeyError("EMA state buffer names differ from the model's floating-point buffers")
         self.decay = float(state["decay"])
         self.num_updates = int(state["num_updates"])

@@ -240,7 +240,7 @@ class Trainer:
     def _load(self, path: Path) -> None:
         state = load_training_checkpoint(path, map_location=self.context.device)
         self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
+        self.ema.load_state_dict(state["ema"], self.model)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.best = BestScore(float(state["best"]["score"]), int(state["best"]["step"]))

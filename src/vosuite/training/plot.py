@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
+from vosuite.plotting import pyplot
 from vosuite.training.run_log import METRICS, read_metrics
 
 LOSS_KEYS = ("loss", "pred_loss", "aux_loss")
@@ -24,13 +25,7 @@ def plot_log(run: str | os.PathLike, out: str | os.PathLike | None = None) -> Pa
     run = Path(run)
     if not (run / METRICS).is_file():
         raise InputError(f"{run}: no {METRICS} (is it a training run folder?)")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("plot-log needs matplotlib: pip install 'vosuite[plot]'") from None
+    plt = pyplot("plot-log")
     records = read_metrics(run)
     steps_jf, jf = _series(records, "val", VAL_KEY)
     fig, axes = plt.subplots(1, 2 if jf else 1, figsize=(11 if jf else 6, 4), squeeze=False)
