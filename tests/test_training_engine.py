@@ -133,6 +133,15 @@ def test_ema_averages_batch_norm_statistics_with_the_weights() -> None:
     assert torch.equal(older.shadow["0.weight"], ema.shadow["0.weight"])
 
 
+def test_loss_smoothing_is_a_trailing_mean() -> None:
+    from vosuite.training.plot import _smoothed
+
+    values = [1.0, 3.0, 5.0, 7.0]
+    assert _smoothed(values, 1) == values
+    assert _smoothed(values, 2) == [1.0, 2.0, 4.0, 6.0]
+    assert _smoothed(values, 10) == [1.0, 2.0, 3.0, 4.0]
+
+
 def test_step_sampler_shards_the_global_batch() -> None:
     single = list(StepBatchSampler(1, 3, per_rank=4))
     shards = [list(StepBatchSampler(1, 3, per_rank=2, world_size=2, rank=r)) for r in range(2)]
@@ -200,6 +209,11 @@ def test_cli_train_resume_and_plot_log(clip_root: Path, tmp_path: Path, capsys: 
     assert [r["step"] for r in records] == [1, 2, 3]
     assert main(["plot-log", str(run), "--out", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    both = tmp_path / "both.png"
+    assert main(["plot-log", str(run), str(run), "--names", "a", "b", "--smooth", "2", "--out", str(both)]) == 0
+    assert both.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot-log", str(run), str(run)]) == 2  # several runs need --out
+    assert "--out" in capsys.readouterr().err
     assert main(["train"]) == 2
     capsys.readouterr()
 

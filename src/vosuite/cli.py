@@ -165,10 +165,15 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_plot_log(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("plot-log", help="draw a training run's loss and J&F curves",
-                                 description="Plot metrics.jsonl of a run folder into a PNG.")
-    parser.add_argument("run", type=Path, metavar="RUN", help="run folder")
-    parser.add_argument("--out", type=Path, metavar="FILE.png", help="image to write (default: RUN/curves.png)")
+    parser = commands.add_parser("plot-log", help="draw training runs' loss and J&F curves",
+                                 description="Plot metrics.jsonl of one run folder (every loss term) or of "
+                                             "several (total loss and validation J&F overlaid) into a PNG.")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folder(s)")
+    parser.add_argument("--out", type=Path, metavar="FILE.png",
+                        help="image to write (default for one run: RUN/curves.png; needed for several)")
+    parser.add_argument("--names", nargs="+", metavar="NAME", help="legend names (default: the run folder names)")
+    parser.add_argument("--smooth", type=int, default=1, metavar="N",
+                        help="moving average of the loss over N logged points (default: 1, none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,7 +292,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_plot_log(args: argparse.Namespace) -> int:
     from vosuite.training.plot import plot_log
 
-    print(f"wrote {plot_log(args.run, args.out)}")
+    print(f"wrote {plot_log(list(args.runs), args.out, smooth=args.smooth, names=args.names)}")
     return 0
 
 

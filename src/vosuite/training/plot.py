@@ -1,4 +1,4 @@
-"""``vosuite plot-log RUN``: training loss and validation J&F curves of a run, as a PNG (matplotlib)."""
+"""``vosuite plot-log RUN [RUN ...]``: training loss and validation J&F curves of runs, as a PNG (matplotlib)."""
 
 from __future__ import annotations
 
@@ -20,26 +20,60 @@ def _series(records: list[dict[str, object]], kind: str, key: str) -> tuple[list
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot_log(run: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Draw the run's loss curves (and J&F when validated) into ``out`` (default ``<run>/curves.png``)."""
-    run = Path(run)
+def _smoothed(values: list[float], window: int) -> list[float]:
+    """Trailing moving average over ``window`` logged points (1: the values as logged)."""
+    out, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value
+        if index >= window:
+            total -= values[index - window]
+        out.append(total / min(index + 1, window))
+    return out
+
+
+def _records(run: Path) -> list[dict[str, object]]:
     if not (run / METRICS).is_file():
         raise InputError(f"{run}: no {METRICS} (is it a training run folder?)")
+    return read_metrics(run)
+
+
+def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.PathLike | None = None,
+             smooth: int = 1, names: list[str] | None = None) -> Path:
+    """Draw loss curves (and J&F when validated) into ``out`` (default ``<run>/curves.png``).
+
+    One run: each of its loss terms. Several runs (``out`` required): each run's total loss and
+    validation J&F on shared axes, labelled by ``names`` (default: the run folder names).
+    ``smooth``: trailing moving average over that many logged loss points.
+    """
+    runs = [Path(r) for r in (run if isinstance(run, list) else [run])]
+    if smooth < 1:
+        raise InputError(f"--smooth must be at least 1, not {smooth}")
+    if len(runs) > 1 and out is None:
+        raise InputError("plot-log: --out FILE.png is needed with several runs")
+    names = names or [r.name for r in runs]
+    if len(names) != len(runs):
+        raise InputError(f"--names: {len(names)} names for {len(runs)} runs")
+    records = [_records(r) for r in runs]
     plt = pyplot("plot-log")
-    records = read_metrics(run)
-    steps_jf, jf = _series(records, "val", VAL_KEY)
-    fig, axes = plt.subplots(1, 2 if jf else 1, figsize=(11 if jf else 6, 4), squeeze=False)
-    for key in LOSS_KEYS:
-        steps, values = _series(records, "train", key)
-        if values:
-            axes[0, 0].plot(steps, values, label=key)
-    axes[0, 0].set(xlabel="step", ylabel="loss", title=f"{run.name}: training loss")
-    axes[0, 0].legend()
-    if jf:
-        axes[0, 1].plot(steps_jf, jf, marker="o")
+    validated = any(_series(rows, "val", VAL_KEY)[1] for rows in records)
+    fig, axes = plt.subplots(1, 2 if validated else 1, figsize=(11 if validated else 6, 4), squeeze=False)
+    for name, rows in zip(names, records, strict=True):
+        for key in LOSS_KEYS if len(runs) == 1 else LOSS_KEYS[:1]:
+            steps, values = _series(rows, "train", key)
+            if values:
+                axes[0, 0].plot(steps, _smoothed(values, smooth), label=key if len(runs) == 1 else name)
+        steps_jf, jf = _series(rows, "val", VAL_KEY)
+        if jf:
+            axes[0, 1].plot(steps_jf, jf, marker="o", label=name)
+    title = f"{runs[0].name}: training loss" if len(runs) == 1 else "training loss"
+    axes[0, 0].set(xlabel="step", ylabel="loss" + (f" (mean of {smooth} logs)" if smooth > 1 else ""), title=title)
+    axes[0, 0].legend(fontsize=8)
+    if validated:
         axes[0, 1].set(xlabel="step", ylabel=VAL_KEY, title="validation J&F", ylim=(0, 1))
+        if len(runs) > 1:
+            axes[0, 1].legend(fontsize=8)
     fig.tight_layout()
-    target = Path(out) if out is not None else run / "curves.png"
+    target = Path(out) if out is not None else runs[0] / "curves.png"
     with atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
