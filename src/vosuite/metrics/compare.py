@@ -73,12 +73,12 @@ def _score(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _shown_bins(runs: Sequence[RunScores]) -> list[int]:
-    """Indices of size bins that hold frames in at least one run."""
+def _shown_bins(runs: Sequence[RunScores]) -> list[tuple[int, SizeBin]]:
+    """(index, bin of the first run with areas) of the size bins that hold frames in some run."""
     sized = [run.by_size for run in runs if run.by_size is not None]
     if not sized:
         return []
-    return [i for i in range(len(sized[0])) if any(bins[i].frames for bins in sized)]
+    return [(i, sized[0][i]) for i in range(len(sized[0])) if any(bins[i].frames for bins in sized)]
 
 
 def comparison_table(runs: Sequence[RunScores], per_sequence: bool = False) -> Table:
@@ -88,16 +88,15 @@ def comparison_table(runs: Sequence[RunScores], per_sequence: bool = False) -> T
     for name in ("J&F", "J", "F"):
         table.add_column(name, justify="right")
     bins = _shown_bins(runs)
-    reference = next((run.by_size for run in runs if run.by_size is not None), None)
-    for i in bins:
-        table.add_column(f"{reference[i].label}\nJ | F (n={reference[i].frames})", justify="right")
+    for _, shown in bins:
+        table.add_column(f"{shown.label}\nJ | F (n={shown.frames})", justify="right")
     sequences = list(dict.fromkeys(name for run in runs for name in run.per_sequence)) if per_sequence else []
     for name in sequences:
         table.add_column(f"{name}\nJ&F", justify="right")
     for run in runs:
         scores = run.global_scores
         size_cells = [f"{_score(run.by_size[i].j_mean)} | {_score(run.by_size[i].f_mean)}"
-                      if run.by_size is not None else "-" for i in bins]
+                      if run.by_size is not None else "-" for i, _ in bins]
         sequence_cells = [_score(run.per_sequence.get(name, {}).get("J&F-Mean", float("nan"))) for name in sequences]
         table.add_row(run.name, _score(scores["J&F-Mean"]), _score(scores["J-Mean"]), _score(scores["F-Mean"]),
                       *size_cells, *sequence_cells)
@@ -108,8 +107,7 @@ def plot_comparison(runs: Sequence[RunScores], path: str | Path) -> None:
     """Two panels (J, F): one group of bars for the DAVIS means, then one per size bin, one bar per run."""
     plt = pyplot("--plot")
     bins = _shown_bins(runs)
-    reference = next((run.by_size for run in runs if run.by_size is not None), None)
-    groups = ["DAVIS mean\n(per object)"] + [f"{reference[i].label}\n(n={reference[i].frames})" for i in bins]
+    groups = ["DAVIS mean\n(per object)"] + [f"{shown.label}\n(n={shown.frames})" for _, shown in bins]
     positions = np.arange(len(groups))
     width = 0.8 / max(1, len(runs))
     figure, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.6 * len(groups) * 2), 4.0), dpi=120, sharey=True)
@@ -117,7 +115,7 @@ def plot_comparison(runs: Sequence[RunScores], path: str | Path) -> None:
         global_key = "J-Mean" if key == "j_mean" else "F-Mean"
         for k, run in enumerate(runs):
             values = [run.global_scores[global_key]] + [
-                getattr(run.by_size[i], key) if run.by_size is not None else float("nan") for i in bins]
+                getattr(run.by_size[i], key) if run.by_size is not None else float("nan") for i, _ in bins]
             panel.bar(positions + (k - (len(runs) - 1) / 2) * width, values, width, label=run.name)
         panel.set_xticks(positions, groups, fontsize=8)
         panel.set_title(metric)
