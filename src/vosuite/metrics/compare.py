@@ -8,7 +8,6 @@ shows J and F of every run over all frames and per size bin.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.table import Table
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
+from vosuite.metrics.report import format_score
 from vosuite.metrics.size_breakdown import DEFAULT_EDGES, SizeBin, breakdown_from_objects
 from vosuite.plotting import pyplot
 
@@ -69,10 +69,6 @@ def coverage_warning(runs: Sequence[RunScores]) -> str | None:
             "(n, taken from the first run with areas) are not comparable")
 
 
-def _score(value: float) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
 def _shown_bins(runs: Sequence[RunScores]) -> list[tuple[int, SizeBin]]:
     """(index, bin of the first run with areas) of the size bins that hold frames in some run."""
     sized = [run.by_size for run in runs if run.by_size is not None]
@@ -95,11 +91,11 @@ def comparison_table(runs: Sequence[RunScores], per_sequence: bool = False) -> T
         table.add_column(f"{name}\nJ&F", justify="right")
     for run in runs:
         scores = run.global_scores
-        size_cells = [f"{_score(run.by_size[i].j_mean)} | {_score(run.by_size[i].f_mean)}"
+        size_cells = [f"{format_score(run.by_size[i].j_mean)} | {format_score(run.by_size[i].f_mean)}"
                       if run.by_size is not None else "-" for i, _ in bins]
-        sequence_cells = [_score(run.per_sequence.get(name, {}).get("J&F-Mean", float("nan"))) for name in sequences]
-        table.add_row(run.name, _score(scores["J&F-Mean"]), _score(scores["J-Mean"]), _score(scores["F-Mean"]),
-                      *size_cells, *sequence_cells)
+        sequence_cells = [format_score(run.per_sequence.get(name, {}).get("J&F-Mean")) for name in sequences]
+        global_cells = [format_score(scores[key]) for key in ("J&F-Mean", "J-Mean", "F-Mean")]
+        table.add_row(run.name, *global_cells, *size_cells, *sequence_cells)
     return table
 
 

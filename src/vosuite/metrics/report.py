@@ -28,6 +28,11 @@ def results_table(result: EvaluationResult, title: str | None = None) -> Table:
     return table
 
 
+def format_score(value: float | None) -> str:
+    """Three decimals; ``-`` for a missing or NaN score (an empty bin, a run without areas)."""
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
 def size_table(bins: list[SizeBin], title: str = "J and F by ground-truth object size") -> Table:
     """One row per size bin: the (object, frame) pairs in it and their mean J, F and J&F."""
     table = Table(title=title)
@@ -35,7 +40,7 @@ def size_table(bins: list[SizeBin], title: str = "J and F by ground-truth object
         table.add_column(name, justify="left" if name.startswith("object") else "right")
     for row in bins:
         table.add_row(row.label, str(row.frames),
-                      *("-" if math.isnan(v) else f"{v:.3f}" for v in (row.j_mean, row.f_mean, row.jf_mean)))
+                      *(format_score(v) for v in (row.j_mean, row.f_mean, row.jf_mean)))
     return table
 
 
