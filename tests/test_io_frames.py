@@ -131,7 +131,7 @@ def test_missing_path_is_named(tmp_path: Path) -> None:
 
 def test_empty_folder_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "readme.txt").write_text("no frames here")
-    with pytest.raises(InputError, match="no JPEG/PNG frames"):
+    with pytest.raises(InputError, match="no frame images"):
         open_frames(tmp_path)
 
 
@@ -215,3 +215,18 @@ def test_real_chair_video_and_frames_agree(shared_root: Path) -> None:
     small = open_frames(chair / "chair.mp4", short_side=240)
     assert small.output_size == (240, 360)
     assert next(iter(small)).rgb.shape == (240, 360, 3)
+
+
+def test_bmp_frames_folder_opens_and_datasets_share_the_suffixes(tmp_path: Path) -> None:
+    from vosuite.datasets import base, generic
+    from vosuite.io import frames
+
+    images = [gradient_frame(6, 8, shift) for shift in (0, 40)]
+    for name, rgb in zip(["f2", "f10"], images, strict=True):
+        Image.fromarray(rgb).save(tmp_path / f"{name}.bmp", format="BMP")
+    source = open_frames(tmp_path)
+    assert source.names == ["f2", "f10"]
+    assert [frame.rgb.tolist() for frame in source] == [images[0].tolist(), images[1].tolist()]
+    assert frames.IMAGE_SUFFIXES == (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+    assert base.IMAGE_SUFFIXES is frames.IMAGE_SUFFIXES
+    assert generic.IMAGE_SUFFIXES is frames.IMAGE_SUFFIXES

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Segmenter", "__version__"]
+from vosuite.registry import create_model, list_models
+
+__all__ = ["Segmenter", "__version__", "create_model", "list_models"]
 
 if TYPE_CHECKING:
     from vosuite.segment import Segmenter

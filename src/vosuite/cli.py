@@ -75,10 +75,12 @@ def _add_pack(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model variant: deaot-t-deform (default; its trained weights ship with "
-                                         "vosuite), deaot-t, deaot-s, deaot-b, deaot-l, r50-deaot-l, or any of "
-                                         "them with -deform; S2S / S2S++: s2s, s2s-dist, s2spp, or any of them "
-                                         "with -mnv2 (a vosuite checkpoint names its own variant)")
+    from vosuite.registry import DEFAULT_MODEL, list_models
+
+    parser.add_argument("--model", metavar="NAME",
+                        help=f"model (`vosuite models` lists them with their weights): {', '.join(list_models())}; "
+                             f"default {DEFAULT_MODEL}, whose trained weights ship with vosuite (a vosuite "
+                             "checkpoint names its own model)")
     parser.add_argument("--checkpoint", type=Path,
                         help="weights: a vosuite checkpoint (`vosuite train`'s final.pt, `vosuite convert aot`) "
                              "or an aot-benchmark one")
@@ -87,7 +89,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "the checkpoint was trained for, else the model's. DeAOT: shrink frames so the "
                              "short side is <= PIXELS before the model's size rule; S2S: scale the short side "
                              "to PIXELS (default 256), then round both sides to multiples of 32")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
+    parser.add_argument("--device", default="cpu", help="where the network runs: cpu (default), cuda, cuda:1 ...")
     parser.add_argument("--long-term-gap", type=int, metavar="N",
                         help="DeAOT: add a frame to the long-term memory every N frames (default: the model's); "
                              "an error with S2S models, which keep a fixed-size state per object")
@@ -164,6 +167,14 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                         help="where new run folders go (default: runs/)")
 
 
+def _add_models(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("models", help="list the models: family, parameters, shipped weights, scores",
+                                 description="Every registered model: its family, parameter count, whether trained "
+                                             "weights ship with vosuite, the internal size they were trained for and "
+                                             "their DAVIS-2016 val-dev J&F (from the model card).")
+    parser.add_argument("--family", help="only this family (deaot, s2s)")
+
+
 def _add_plot_log(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("plot-log", help="draw training runs' loss and J&F curves",
                                  description="Plot metrics.jsonl of one run folder (every loss term) or of "
@@ -187,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pack(commands)
     _add_segment(commands)
     _add_infer(commands)
+    _add_models(commands)
     _add_convert(commands)
     _add_train(commands)
     _add_plot_log(commands)
@@ -228,8 +240,13 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from vosuite.cpu import set_threads
     from vosuite.demo import run_demo
 
+    set_threads(None)
+    torch.manual_seed(0)
     run_demo(args.out, overwrite=args.overwrite, tracker=args.tracker)
     return 0
 
@@ -243,9 +260,14 @@ def _run_pack(args: argparse.Namespace) -> int:
 
 
 def _segmenter(args: argparse.Namespace):
+    import torch
+
+    from vosuite.cpu import set_threads
     from vosuite.segment import Segmenter
 
-    return Segmenter(model=args.model, checkpoint=args.checkpoint, size=args.size, threads=args.threads,
+    set_threads(args.threads)
+    torch.manual_seed(0)
+    return Segmenter(model=args.model, checkpoint=args.checkpoint, device=args.device, size=args.size,
                      long_term_gap=args.long_term_gap, max_memory_frames=args.max_memory_frames,
                      progress=not args.no_progress, merge=args.merge)
 
@@ -289,6 +311,16 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_models(args: argparse.Namespace) -> int:
+    from vosuite.registry import FAMILIES, model_rows
+    from vosuite.report_models import print_model_table
+
+    if args.family is not None and args.family not in FAMILIES:
+        raise VosuiteError(f"--family {args.family!r}: known families are {', '.join(FAMILIES)}")
+    print_model_table(model_rows(args.family))
+    return 0
+
+
 def _run_plot_log(args: argparse.Namespace) -> int:
     from vosuite.training.plot import plot_log
 
@@ -298,7 +330,7 @@ def _run_plot_log(args: argparse.Namespace) -> int:
 
 COMMANDS = {"eval": _run_eval, "compare": _run_compare, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
             "infer": _run_infer, "convert": _run_convert,
-            "train": _run_train, "plot-log": _run_plot_log}
+            "models": _run_models, "train": _run_train, "plot-log": _run_plot_log}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,21 +35,23 @@ def run_demo(out: Path, overwrite: bool = False, console: Console | None = None,
     if tracker not in TRACKERS:
         raise InputError(f"--tracker {tracker!r}: use one of {', '.join(TRACKERS)}")
     console = console or Console()
-    prepare_output(out, overwrite)
+    folder = prepare_output(out, overwrite)
     config = SyntheticClipConfig()
     clip_root = write_clip(out / "clip", config)
+    folder.adopt("clip")
     frames_dir = clip_root / "JPEGImages" / config.name
     video = open_dataset("generic", clip_root).video(config.name)
     predictions = out / "predictions" / config.name
+    overlay = folder.file("overlay.mp4")
     if tracker == "student":
         first_mask = video.annotation_paths[video.annotated_frames[0]]
-        _segment_with_student(frames_dir, first_mask, predictions, out / "overlay.mp4", console)
+        _segment_with_student(frames_dir, first_mask, predictions, overlay, console)
     else:
-        _segment_with_flow(frames_dir, video.labels(video.annotated_frames[0]), predictions, out / "overlay.mp4",
-                           console)
+        _segment_with_flow(frames_dir, video.labels(video.annotated_frames[0]), predictions, overlay, console)
+    folder.adopt("predictions")
+    written = [folder.file(name) for name in ("results.json", "results.csv", "per_sequence.png")]
     result = run_eval(EvalRequest(ground_truth=clip_root, predictions=out / "predictions", dataset="generic",
-                                  out=[out / "results.json", out / "results.csv"], plot=out / "per_sequence.png"),
-                      console)
+                                  out=written[:2], plot=written[2]), console)
     console.print(f"overlay video: {out / 'overlay.mp4'}")
     return result.global_scores()["J&F-Mean"]
 

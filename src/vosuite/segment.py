@@ -1,14 +1,19 @@
-"""Segment videos: ``vosuite segment`` (one video) and ``vosuite infer`` (a dataset).
+"""Segment videos: the Python API (:class:`Segmenter`), ``vosuite segment`` (one video) and
+``vosuite infer`` (a dataset).
 
     from vosuite import Segmenter
-    seg = Segmenter(model="deaot-t", checkpoint="deaot-t.pt", size=480)
-    report = seg.segment("clip.mp4", "first.png", "masks/", overlay="overlay.mp4")
+    seg = Segmenter()                                  # the shipped student; model=, checkpoint=, device=
+    for index, labels in seg.propagate("clip.mp4", {0: first_mask}):   # in memory, one frame at a time
+        ...
+    report = seg.segment("clip.mp4", "first.png", "masks/", overlay="overlay.mp4")   # files
     core = seg.core()                                  # per-frame API: core.step(rgb, mask)
 
 Frames are streamed (one decoded frame and one label map in memory at a time) and each mask is
 written as a palette PNG as soon as it is computed (atomically), so memory stays bounded whatever
-the length: DeAOT's long-term memory is capped (see :mod:`vosuite.inference.deaot`); S2S / S2S++
-carry one fixed-size recurrent state per object (see :mod:`vosuite.inference.s2s`).
+the length: DeAOT's long-term memory is capped (see :mod:`vosuite.inference.memory`); S2S / S2S++
+carry one fixed-size recurrent state per object (see :mod:`vosuite.inference.s2s`). Output
+folders keep a manifest of what vosuite wrote (:mod:`vosuite.io.output`): ``overwrite`` replaces
+only that. The library sets no threads and no seeds (the CLI does).
 """
 
 from __future__ import annotations
@@ -18,84 +23,34 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 from rich.console import Console
+from torch import nn
 
 from vosuite.datasets.base import VideoRecord, files_by_stem
 from vosuite.datasets.registry import open_dataset
 from vosuite.errors import InputError
-from vosuite.inference.core import MAX_OBJECT_ID, InferenceCore, VideoCore
-from vosuite.inference.deaot import DEFAULT_MAX_LONG_TERM_FRAMES, MemoryConfig
-from vosuite.inference.s2s import MERGES, S2SInferenceCore
-from vosuite.inference.weights import DEFAULT_MODEL, load_model
-from vosuite.io.frames import open_frames, read_image_rgb
-from vosuite.io.masks import VOID_ID, object_ids, read_mask, write_mask
-from vosuite.io.output import prepare_output
+from vosuite.inference.core import VideoCore
+from vosuite.inference.prompts import dataset_video_frames, lazy_mask, read_prompt_mask, video_prompts
+from vosuite.inference.propagate import Prompt, Video, propagate
+from vosuite.inference.weights import load_model
+from vosuite.io.frames import open_frames
+from vosuite.io.masks import write_mask
+from vosuite.io.output import OutputFolder, prepare_output
 from vosuite.io.overlay import OverlayWriter
-from vosuite.models.build import model_family
-from vosuite.models.deaot import DeAOT
-from vosuite.models.s2s import S2S
 from vosuite.progress import progress_bar
+from vosuite.registry import DEFAULT_MAX_MEMORY_FRAMES, DEFAULT_MODEL, CoreOptions, family_of
 
 Update = Callable[[int, int, str], None]
-
-#: Masks whose aspect ratio is within this fraction of the frames' are resized (nearest).
-ASPECT_TOLERANCE = 0.01
-
-
-def set_threads(threads: int | None) -> int:
-    """``torch.set_num_threads``: ``threads`` (at most the cores), default every core. Seeds torch."""
-    cores = os.cpu_count() or 1
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise InputError(f"threads must be a positive integer, got {threads!r}")
-    count = cores if threads is None else min(threads, cores)
-    torch.set_num_threads(count)
-    torch.manual_seed(0)
-    return count
-
 
 def peak_memory_mib() -> float:
     """Peak resident memory of this process so far (``ru_maxrss``), in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def fit_mask(mask: np.ndarray, frame_size: tuple[int, int], path: Path | str) -> np.ndarray:
-    """``mask`` at ``frame_size``: unchanged, resized (nearest) when the aspect ratios agree within
-    1 %, else an InputError naming the file."""
-    height, width = frame_size
-    if tuple(mask.shape) == (height, width):
-        return mask
-    mh, mw = mask.shape
-    if abs((mw / mh) / (width / height) - 1.0) > ASPECT_TOLERANCE:
-        raise InputError(f"{path}: mask is {mw}x{mh} but the frames are {width}x{height} "
-                         "(aspect ratios differ; cannot resize)")
-    resized = cv2.resize(mask.astype(np.uint16 if mask.max(initial=0) > 255 else np.uint8), (width, height),
-                         interpolation=cv2.INTER_NEAREST)
-    return resized.astype(mask.dtype)
-
-
-def read_prompt_mask(path: str | os.PathLike, frame_size: tuple[int, int], require_object: bool = True,
-                     reader: Callable[[Path], np.ndarray] = read_mask) -> np.ndarray:
-    """Read a mask of object ids for frames of ``frame_size`` (H, W): palette / grey / RGB ids,
-    a 0/255 mask as object 1; resized (nearest) if needed; ids must be <= 254 (255 = void)."""
-    path = Path(path)
-    mask = reader(path)
-    present = set(np.unique(mask).tolist())
-    if present == {0, VOID_ID} or present == {VOID_ID}:
-        mask = (mask == VOID_ID).astype(np.uint8)  # a binary 0/255 mask: one object
-    ids = object_ids(mask)
-    if ids and max(ids) > MAX_OBJECT_ID:
-        raise InputError(f"{path}: object id {max(ids)} above {MAX_OBJECT_ID} (palette PNGs hold 1..254)")
-    if require_object and not ids:
-        raise InputError(f"{path}: the mask holds no object")
-    return fit_mask(mask, frame_size, path).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -119,18 +74,18 @@ class SegmentReport:
 
 
 class Segmenter:
-    """Semi-supervised video object segmentation with a DeAOT or an S2S / S2S++ model.
+    """Semi-supervised video object segmentation with any registered model (``vosuite models``).
 
     Args:
-        model: variant name (``deaot-t``, ``s2spp-mnv2`` ...) or a network
-            (:class:`~vosuite.models.deaot.DeAOT`, :class:`~vosuite.models.s2s.S2S`).
+        model: a model name (``deaot-t-deform``, ``s2spp-mnv2`` ...; default: the shipped student)
+            or a network (:class:`~vosuite.models.deaot.DeAOT`, :class:`~vosuite.models.s2s.S2S`).
         checkpoint: weights (vosuite or aot-benchmark format); default: the packaged weights.
+        device: where the network runs (``"cpu"``, ``"cuda"``); frames and label maps stay on the CPU.
         size: internal resolution; None = the size the weights were trained for
             (``model.default_size``), else the model's default. DeAOT: the short side is shrunk to
             <= size before the model's size rule (default: that rule alone); S2S: the short side is
             scaled to size (default 256), sides rounded to multiples of 32
             (:func:`~vosuite.inference.s2s.s2s_input_size`). Outputs are at the input's resolution.
-        threads: torch threads (default: every core, never more).
         long_term_gap: DeAOT: long-term memory every N frames (default: the model's).
         max_memory_frames: DeAOT: cap on long-term memory frames (reference frames kept).
             S2S has no frame memory (a fixed-size state per object): a gap or a cap other than
@@ -139,46 +94,41 @@ class Segmenter:
             ``"rs2s"`` (argmax against a constant 0.5 background); an InputError for DeAOT.
         progress: draw progress bars (on a terminal).
         console: where reports go (default: stdout).
+
+    Threads and seeds are the caller's (``vosuite`` sets them from ``--threads``).
     """
 
-    def __init__(self, model: str | DeAOT | S2S | None = None, checkpoint: str | os.PathLike | None = None,
-                 size: int | None = None, threads: int | None = None, long_term_gap: int | None = None,
-                 max_memory_frames: int | None = DEFAULT_MAX_LONG_TERM_FRAMES, progress: bool = True,
-                 console: Console | None = None, merge: str | None = None) -> None:
-        self.threads = set_threads(threads)
-        if isinstance(model, (DeAOT, S2S)):
+    def __init__(self, model: str | nn.Module | None = None, checkpoint: str | os.PathLike | None = None,
+                 device: str = "cpu", size: int | None = None, long_term_gap: int | None = None,
+                 max_memory_frames: int | None = DEFAULT_MAX_MEMORY_FRAMES, merge: str | None = None,
+                 progress: bool = True, console: Console | None = None) -> None:
+        if isinstance(model, nn.Module):
             self.model = model.eval()
         else:
             self.model = load_model(model if model is not None or checkpoint is not None else DEFAULT_MODEL,
                                     checkpoint)
-        self.family = model_family(self.model)
-        name = self.model.cfg.name
-        self.memory: MemoryConfig | None = None
-        if self.family == "deaot":
-            if merge is not None:
-                raise InputError(f"--merge applies to S2S models only; {name} merges objects its own way")
-            self.memory = MemoryConfig.for_model(self.model.cfg, long_term_gap=long_term_gap,
-                                                 max_long_term_frames=max_memory_frames)
-        elif long_term_gap is not None or max_memory_frames != DEFAULT_MAX_LONG_TERM_FRAMES:
-            raise InputError(f"--long-term-gap and --max-memory-frames apply to DeAOT models only; {name} keeps "
-                             "one fixed-size recurrent state per object, no frame memory")
-        elif merge is not None and merge not in MERGES:
-            raise InputError(f"unknown merge {merge!r}; known: {', '.join(MERGES)}")
-        self.merge = merge or MERGES[0]
+        self.device = device
+        self.model = self.model.to(device)
+        self.family = family_of(self.model)
+        self.options = CoreOptions(long_term_gap=long_term_gap, max_memory_frames=max_memory_frames, merge=merge)
         self.size = size if size is not None else getattr(self.model, "default_size", None)
-        self._new_core(size)  # validates size early
+        self.core()  # validates the options and the size early
         self.progress = progress
         self.console = console or Console()
 
     def core(self) -> VideoCore:
         """A fresh per-video state for the frame-by-frame API: ``core.step(rgb, mask)``
         (:class:`~vosuite.inference.core.InferenceCore` or :class:`~vosuite.inference.s2s.S2SInferenceCore`)."""
-        return self._new_core(self.size)
+        return self.family.make_core(self.model, self.size, self.options, device=self.device)
 
-    def _new_core(self, size: int | None) -> VideoCore:
-        if self.family == "s2s":
-            return S2SInferenceCore(self.model, size, self.merge)
-        return InferenceCore(self.model, self.memory, size)
+    # -- in memory ----------------------------------------------------------------------------
+
+    def propagate(self, video: Video, prompts: Mapping[int, Prompt]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(frame_index, label_map)`` ([H, W] uint8, the prompts' object ids) for every
+        frame of ``video`` (a video file, a frames folder, or an iterable of RGB uint8 arrays
+        [H, W, 3]); ``prompts`` maps frame indices to label maps [H, W] whose objects start (or
+        are corrected) there. Nothing is written; see :func:`vosuite.inference.propagate.propagate`."""
+        return propagate(self.core(), video, prompts)
 
     # -- one video ----------------------------------------------------------------------------
 
@@ -192,34 +142,40 @@ class Segmenter:
         objects overwrite the prediction there, and new ids start being followed from there.
         """
         frames = open_frames(source)
-        first = read_prompt_mask(first_mask, frames.size)
+        prompts: dict[int, Prompt] = {0: read_prompt_mask(first_mask, frames.size)}
         later = self._later_masks(masks_dir, frames.names)
-        out = Path(out_dir)
-        prepare_output(out, overwrite)
+        names = frames.names
+        for index, name in enumerate(names or []):
+            if index > 0 and name in later:
+                prompts[index] = lazy_mask(later.pop(name))
+        for name in list(later) if names is None else []:  # video files: frames are 00000, 00001, ...
+            if name.isdigit() and int(name) > 0:
+                prompts[int(name)] = lazy_mask(later.pop(name))
+        folder = prepare_output(Path(out_dir), overwrite)
         core = self.core()
         total = frames.num_frames
         started = time.perf_counter()
+        current: list = []  # the frame being segmented (the video is decoded once)
+
+        def rgb_stream() -> Iterator[np.ndarray]:
+            for frame in frames:
+                current[:] = [frame]
+                yield frame.rgb
+
         with self._overlay(overlay, frames.fps) as draw, \
                 self._progress("segmenting", self.progress) as update:
-            for frame in frames:
-                if frame.index == 0:
-                    mask = first
-                elif frame.name in later:
-                    mask = read_prompt_mask(later.pop(frame.name), frames.size, require_object=False)
-                else:
-                    mask = None
-                core.step(frame.rgb, mask)
-                labels = core.labels
-                write_mask(out / f"{frame.name}.png", labels)
+            for index, labels in propagate(core, rgb_stream(), prompts):
+                frame = current[0]
+                write_mask(folder.file(f"{frame.name}.png"), labels)
                 if draw is not None:
                     draw.write(frame.rgb, labels)
                 elapsed = time.perf_counter() - started
-                update(frame.index + 1, total or frame.index + 1, f"{(frame.index + 1) / elapsed:.1f} fps")
+                update(index + 1, total or index + 1, f"{(index + 1) / elapsed:.1f} fps")
         if later:
-            names = ", ".join(sorted(str(p.name) for p in later.values()))
-            self.console.print(f"warning: masks for no frame of {source} were not used: {names}")
+            unused = ", ".join(sorted(str(p.name) for p in later.values()))
+            self.console.print(f"warning: masks for no frame of {source} were not used: {unused}")
         return SegmentReport(frames=core.frames_seen, seconds=time.perf_counter() - started,
-                             peak_memory_mib=peak_memory_mib(), objects=len(core.object_ids), out=out)
+                             peak_memory_mib=peak_memory_mib(), objects=len(core.object_ids), out=folder.path)
 
     @staticmethod
     def _later_masks(masks_dir: str | os.PathLike | None, names: list[str] | None) -> dict[str, Path]:
@@ -264,63 +220,27 @@ class Segmenter:
         before the first annotation come out as background.
         """
         videos = open_dataset(dataset, root, split)
-        out = Path(out_dir)
-        prepare_output(out, overwrite)
+        folder = prepare_output(Path(out_dir), overwrite)
         names = videos.videos()
         frames = objects = 0
         started = time.perf_counter()
+        first_frame_only = dataset.lower().startswith("davis")
         with self._progress("videos", self.progress) as update:
             for index, video in enumerate(videos):
-                done, found = self._infer_video(video, out / video.name, dataset.lower().startswith("davis"))
+                done, found = self._infer_video(video, folder, first_frame_only)
                 frames += done
                 objects += found
                 elapsed = time.perf_counter() - started
                 update(index + 1, len(names), f"{frames / elapsed:.1f} fps")
         return SegmentReport(frames=frames, seconds=time.perf_counter() - started,
-                             peak_memory_mib=peak_memory_mib(), objects=objects, out=out)
+                             peak_memory_mib=peak_memory_mib(), objects=objects, out=folder.path)
 
-    def _infer_video(self, video: VideoRecord, out: Path, first_frame_only: bool) -> tuple[int, int]:
-        prompts = _video_prompts(video, first_frame_only)
-        if not prompts:
-            raise InputError(f"video {video.name!r}: no annotated object to follow")
+    def _infer_video(self, video: VideoRecord, folder: OutputFolder, first_frame_only: bool) -> tuple[int, int]:
         core = self.core()
         count = 0
-        for name, rgb in _video_frames(video):
-            mask = None
-            if name in prompts:
-                path, ids = prompts[name]
-                mask = read_prompt_mask(path, rgb.shape[:2], require_object=False, reader=video.read_labels)
-                if ids is not None:
-                    mask = np.where(np.isin(mask, ids), mask, 0).astype(np.uint8)
-            core.step(rgb, mask)
-            write_mask(out / f"{name}.png", core.labels)
+        for index, labels in propagate(core, dataset_video_frames(video), video_prompts(video, first_frame_only)):
+            write_mask(folder.file(f"{video.name}/{video.frame_names[index]}.png"), labels)
             count += 1
         if not core.object_ids:
             raise InputError(f"video {video.name!r}: the annotations hold no object to follow")
         return count, len(core.object_ids)
-
-
-def _video_prompts(video: VideoRecord, first_frame_only: bool) -> dict[str, tuple[Path, list[int] | None]]:
-    """Frame name -> (mask file, ids that start there; None = every id in the mask)."""
-    if not video.annotation_paths:
-        return {}
-    if first_frame_only:
-        first = video.annotated_frames[0]
-        return {first: (video.annotation_paths[first], None)}
-    starts: dict[str, list[int]] = {}
-    for object_id, frame in video.object_first_frames().items():
-        if frame not in video.annotation_paths:
-            raise InputError(f"video {video.name!r}: object {object_id} starts at frame {frame!r}, "
-                             "which has no annotation")
-        starts.setdefault(frame, []).append(object_id)
-    return {frame: (video.annotation_paths[frame], sorted(ids)) for frame, ids in starts.items()}
-
-
-def _video_frames(video: VideoRecord) -> Iterator[tuple[str, np.ndarray]]:
-    """(frame name, RGB) of a dataset video, one decoded frame at a time."""
-    if video.video_file is not None:
-        for frame, name in zip(open_frames(video.video_file), video.frame_names, strict=False):
-            yield name, frame.rgb
-        return
-    for name, path in zip(video.frame_names, video.frame_paths, strict=True):
-        yield name, read_image_rgb(path)

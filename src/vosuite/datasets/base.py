@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vosuite.errors import InputError
-from vosuite.io.frames import natural_sorted
+from vosuite.io.frames import IMAGE_SUFFIXES, natural_sorted
 from vosuite.io.masks import binarize_0_255, object_ids, read_mask
 
 MaskReader = Callable[[Path], np.ndarray]
@@ -67,7 +67,6 @@ class VideoRecord:
 # Shared helpers for the dataset layouts
 # ---------------------------------------------------------------------------------------------
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png",)
 SplitArg = str | os.PathLike | None
 

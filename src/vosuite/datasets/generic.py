@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from vosuite.datasets.base import (
-    IMAGE_SUFFIXES,
     Dataset,
     MaskReader,
     SplitArg,
@@ -17,7 +16,7 @@ from vosuite.datasets.base import (
     subdirs,
 )
 from vosuite.errors import InputError
-from vosuite.io.frames import VideoFileSource
+from vosuite.io.frames import IMAGE_SUFFIXES, VideoFileSource
 from vosuite.io.masks import read_mask
 
 

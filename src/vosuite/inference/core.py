@@ -1,4 +1,5 @@
-"""Per-video stateful inference on top of the pure DeAOT step (like Cutie's ``InferenceCore``).
+"""Per-video stateful inference on top of the pure DeAOT step (like Cutie's ``InferenceCore``,
+whose ``step`` it mirrors; :mod:`vosuite.inference.step`).
 
     core = InferenceCore(model)                      # one per video
     prob = core.step(rgb0, mask=first_mask)          # [1 + K, H, W]; core.labels: [H, W] ids
@@ -23,13 +24,14 @@ import numpy as np
 import torch
 
 from vosuite.errors import InputError
-from vosuite.inference.deaot import DeAOTMemory, MemoryConfig, deaot_step, start_memory
+from vosuite.inference.memory import DeAOTMemory, MemoryConfig
 from vosuite.inference.preprocess import (
     DEFAULT_MAX_LONG_EDGE,
     network_input_size,
     preprocess_image,
     resize_label,
 )
+from vosuite.inference.step import deaot_step, start_memory
 from vosuite.io.masks import VOID_ID
 from vosuite.models.deaot import DeAOT
 
@@ -55,12 +57,15 @@ class VideoCore:
     Args:
         size: internal resolution (its meaning is the subclass's); None = the model's default.
         min_size: the smallest ``size`` accepted.
+        device: where the network runs (frames are preprocessed on the CPU and moved there;
+            probabilities and labels come back on the CPU).
     """
 
-    def __init__(self, size: int | None = None, min_size: int = 16) -> None:
+    def __init__(self, size: int | None = None, min_size: int = 16, device: str | torch.device = "cpu") -> None:
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < min_size):
             raise InputError(f"size must be an integer >= {min_size}, got {size!r}")
         self.size = size
+        self.device = torch.device(device)
         self.reset()
 
     def reset(self) -> None:
@@ -144,21 +149,25 @@ class InferenceCore(VideoCore):
     """One video's DeAOT inference state: network, memory tensors (:class:`DeAOTMemory`), id mapping.
 
     Args:
-        model: a DeAOT network in eval mode.
+        model: a DeAOT network (set to eval mode; it should live on ``device``).
         memory: memory rules (default: the model's, with the default long-term cap).
         size: internal resolution: frames are shrunk so their short side is <= ``size`` before the
             model's size rule; None = the model's default preprocessing. Outputs are always at
             the frame's resolution.
+        device: see :class:`VideoCore`.
     """
 
-    def __init__(self, model: DeAOT, memory: MemoryConfig | None = None, size: int | None = None) -> None:
+    def __init__(self, model: DeAOT, memory: MemoryConfig | None = None, size: int | None = None,
+                 device: str | torch.device = "cpu") -> None:
         self.model = model.eval()
         self.config = memory or MemoryConfig.for_model(model.cfg)
-        super().__init__(size)
+        super().__init__(size, device=device)
 
     def reset(self) -> None:
         """Forget the video (memory, objects, sizes)."""
         self.memory: DeAOTMemory | None = None
+        #: the last :class:`~vosuite.inference.step.StepResult` (raw logits for tests and tools)
+        self.last = None
         super().reset()
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
@@ -171,16 +180,16 @@ class InferenceCore(VideoCore):
         rgb, internal = self.accept_frame(frame, mask, object_ids)
         if self.memory is None and internal is None:
             return self.background()
-        img = preprocess_image(rgb, self.input_size)
+        img = preprocess_image(rgb, self.input_size).to(self.device)
         if self.memory is None:
             label = torch.from_numpy(internal)[None, None]
-            self.memory = start_memory(self.model, img, resize_label(label, self.input_size),
+            self.memory = start_memory(self.model, img, resize_label(label, self.input_size).to(self.device),
                                        len(self.object_ids), self.config)
             self._label = label
             ids = torch.arange(len(self.object_ids) + 1).view(1, -1, 1, 1)
             return (label == ids).float()[0]
-        new = None if internal is None else torch.from_numpy(internal)[None, None]
-        result = deaot_step(self.model, img, self.memory, self.config, self.frame_size, new)
-        self.memory = result.memory
-        self._label = result.label
-        return result.prob[0]
+        new = None if internal is None else torch.from_numpy(internal)[None, None].to(self.device)
+        self.last = deaot_step(self.model, img, self.memory, self.config, self.frame_size, new)
+        self.memory = self.last.memory
+        self._label = self.last.label.cpu()
+        return self.last.prob[0].cpu()

@@ -44,14 +44,25 @@ def network_input_size(height: int, width: int, max_long_edge: float | None = DE
     return snap(new_h), snap(new_w)
 
 
+def normalize_rgb(rgb: np.ndarray) -> np.ndarray:
+    """RGB values on the 0..255 scale [..., 3] (uint8 or float) -> ImageNet-normalised float32 [..., 3].
+
+    The one normalisation of vosuite, for inference and training alike: ``/255`` in float32, then
+    minus the mean and divided by the std, each evaluated in float64 and rounded to float32 (what
+    aot-benchmark's numpy in-place arithmetic does; pinned by the DeAOT fixture's input md5s).
+    """
+    x = np.asarray(rgb, dtype=np.float32) / np.float32(255.0)  # float32
+    x = (x.astype(np.float64) - np.asarray(MEAN, dtype=np.float64)).astype(np.float32)
+    return (x.astype(np.float64) / np.asarray(STD, dtype=np.float64)).astype(np.float32)
+
+
 def preprocess_image(rgb: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """RGB uint8 (or float) [H, W, 3] -> normalised float32 [1, 3, h, w] (``size`` = (h, w))."""
+    """RGB uint8 (or float) [H, W, 3] -> normalised float32 [1, 3, h, w] (``size`` = (h, w)): bicubic
+    resize (cv2, float32) when ``size`` differs, then :func:`normalize_rgb`."""
     img = np.asarray(rgb, dtype=np.float32)
     if size is not None and tuple(size) != img.shape[:2]:
         img = cv2.resize(img, dsize=(int(size[1]), int(size[0])), interpolation=cv2.INTER_CUBIC)
-    x = img / np.float32(255.0)  # float32
-    x = (x.astype(np.float64) - np.asarray(MEAN, dtype=np.float64)).astype(np.float32)
-    x = (x.astype(np.float64) / np.asarray(STD, dtype=np.float64)).astype(np.float32)
+    x = normalize_rgb(img)  # [h, w, 3]
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 

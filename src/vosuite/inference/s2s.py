@@ -30,7 +30,7 @@ Same API and id conventions as :class:`~vosuite.inference.core.InferenceCore` (D
   are independent estimates; they become one label map in one of two ways:
 
   - ``"soft"`` (default): the soft aggregation of STM / AOT (the odds-based background
-    competition, :func:`~vosuite.inference.deaot.soft_aggregate`): background = prod_i (1 - p_i),
+    competition, :func:`~vosuite.inference.merge.soft_aggregate`): background = prod_i (1 - p_i),
     then softmax over the log-odds of [background, p_1 .. p_K] (clamped to [1e-5, 1 - 1e-5]);
     the label is its argmax. It sums to 1 and is what DeAOT's multi-group merge does;
   - ``"rs2s"``: the authors' rule (RS2S ``submit_ytvos.py``): argmax over [0.5, p_1 .. p_K], a
@@ -54,7 +54,7 @@ import torch.nn.functional as F
 
 from vosuite.errors import InputError
 from vosuite.inference.core import VideoCore
-from vosuite.inference.deaot import soft_aggregate
+from vosuite.inference.merge import overwrite_with_given, soft_aggregate
 from vosuite.inference.preprocess import preprocess_image, resize_label
 from vosuite.models.s2s import S2S, S2SState
 
@@ -99,12 +99,13 @@ class S2SInferenceCore(VideoCore):
         merge: ``"soft"`` (default) or ``"rs2s"`` (module docstring).
     """
 
-    def __init__(self, model: S2S, size: int | None = None, merge: str = "soft") -> None:
+    def __init__(self, model: S2S, size: int | None = None, merge: str = "soft",
+                 device: str | torch.device = "cpu") -> None:
         if merge not in MERGES:
             raise InputError(f"unknown merge {merge!r}; known: {', '.join(MERGES)}")
         self.model = model.eval()
         self.merge = merge
-        super().__init__(size, min_size=S2S.stride)
+        super().__init__(size, min_size=S2S.stride, device=device)
 
     def reset(self) -> None:
         """Forget the video (states, objects, sizes)."""
@@ -130,21 +131,19 @@ class S2SInferenceCore(VideoCore):
         if self.state is None and internal is None:
             return self.background()
         height, width = self.frame_size
-        img = preprocess_image(rgb, self.input_size)  # [1, 3, h, w]
+        img = preprocess_image(rgb, self.input_size).to(self.device)  # [1, 3, h, w]
         foreground = torch.zeros(1, len(self.object_ids), height, width)
         if self.state is not None:
             out = self.model.step(None, self.state, features=self.model.encode(img))  # one encoder pass
             self.state = out.state
             logits = F.interpolate(out.mask_logits, size=(height, width), mode="bilinear", align_corners=False)
-            foreground[0, torch.tensor(self.slots) - 1] = torch.sigmoid(logits[:, 0])
+            foreground[0, torch.tensor(self.slots) - 1] = torch.sigmoid(logits[:, 0]).cpu()
         prob = merge_objects(foreground, self.merge)  # [1, 1 + K, H, W]
         label = prob.argmax(dim=1, keepdim=True)  # ties: the first channel (background first)
         if internal is not None:
             given = torch.from_numpy(internal)[None, None]  # [1, 1, H, W] internal ids
-            self._start_objects(img, given)
-            one_hot = (torch.arange(prob.shape[1]).view(1, -1, 1, 1) == given).to(prob.dtype)
-            prob = torch.where(given > 0, one_hot, prob)
-            label = torch.where(given > 0, given, label)
+            self._start_objects(img, given.to(self.device))
+            prob, label = overwrite_with_given(prob, label, given)
         self._label = label
         return prob[0]
 

@@ -30,47 +30,38 @@ import torch
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
-from vosuite.models.build import (
-    FAMILIES,
-    build,
-    extract_state_dict,
-    load_state_dict_strict,
-    model_config,
-    model_family,
-)
+from vosuite.models.build import build, extract_state_dict, load_state_dict_strict
 from vosuite.models.deaot import DeAOT, DeAOTConfig
 from vosuite.models.s2s import S2S, S2SConfig
+from vosuite.registry import DEFAULT_MODEL, FAMILIES, WEIGHTS_DIR, family_of, get_spec, verify_weights
 
-DEFAULT_MODEL = "deaot-t-deform"
 CHECKPOINT_FORMAT = "vosuite"
 CHECKPOINT_VERSION = 1
-#: Where weights shipped with the package live (``<name>.pt``).
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
 #: Family of a checkpoint whose ``model`` entry has no ``family`` (files older than S2S support).
 LEGACY_FAMILY = "deaot"
-#: The training recipe the missing-weights message points at, per family.
-RECIPES = {"deaot": "configs/deaot_t_davis16.yaml", "s2s": "configs/s2spp_davis16.yaml"}
+
+__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "load_model", "save_checkpoint", "half_checkpoint", "convert_aot"]
 
 
 def canonical_model_name(name: str) -> str:
     """``DeAOT_T`` -> ``deaot-t``, ``S2SPP_MNV2`` -> ``s2spp-mnv2``; an unknown name is an
     InputError listing the known ones."""
-    return model_config(name).name
+    return get_spec(name).name
 
 
 def packaged_weights(name: str) -> Path:
-    """Path of the weights that would ship with the package for model ``name``."""
-    return WEIGHTS_DIR / f"{canonical_model_name(name)}.pt"
+    """Path of the weights that ship (or would ship) with the package for model ``name``."""
+    spec = get_spec(name)
+    return spec.weights_path or WEIGHTS_DIR / f"{spec.name}.pt"
 
 
 def missing_weights_message(name: str) -> str:
-    family = model_family(name)
+    spec = get_spec(name)
+    family = FAMILIES[spec.family]
     convert = (f" or convert an aot-benchmark checkpoint (`vosuite convert aot CKPT.pth {name}.pt --model {name}`)"
-               if family == "deaot" else "")
+               if family.converter == "aot" else "")
     return (f"no trained weights for {name} ship with vosuite yet ({packaged_weights(name)} is absent): "
-            f"train one (`vosuite train --config {RECIPES[family]}`, then pass the run's final.pt){convert}, "
+            f"train one (`vosuite train --config {spec.training_recipe()}`, then pass the run's final.pt){convert}, "
             f"then pass --checkpoint {name}.pt")
 
 
@@ -120,13 +111,7 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None) -
     plain state dicts) or the packaged weights of ``model``. A vosuite checkpoint carries its
     family and config; ``model``, if given, must name the same variant. A plain state dict is
     loaded (strictly) into ``model``, default the default model."""
-    if checkpoint is None:
-        name = canonical_model_name(model or DEFAULT_MODEL)
-        path = packaged_weights(name)
-        if not path.is_file():
-            raise InputError(missing_weights_message(name))
-    else:
-        path = Path(checkpoint)
+    path = verify_weights(get_spec(model or DEFAULT_MODEL)) if checkpoint is None else Path(checkpoint)
     obj = _load_file(path)
     if is_vosuite_checkpoint(obj):
         info = obj.get("model")
@@ -136,7 +121,7 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None) -
         if family not in FAMILIES:
             raise InputError(f"{path}: unknown model family {family!r} (known: {', '.join(FAMILIES)}); "
                              "upgrade vosuite")
-        network, config_class = FAMILIES[family]
+        network, config_class = FAMILIES[family].network(), FAMILIES[family].config_class()
         cfg = config_from_dict(info["config"], str(path), config_class)
         if model is not None and canonical_model_name(model) != cfg.name:
             raise InputError(f"{path} holds {cfg.name} weights, not {canonical_model_name(model)} "
@@ -168,7 +153,7 @@ def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | N
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "model": {"name": model.cfg.name, "family": model_family(model), "config": dataclasses.asdict(model.cfg)},
+        "model": {"name": model.cfg.name, "family": family_of(model).name, "config": dataclasses.asdict(model.cfg)},
         "inference": {"size": size},
         "state_dict": {k: _cast(v.detach().clone(), dtype) for k, v in model.state_dict().items()},
     }
@@ -212,7 +197,7 @@ def convert_aot(checkpoint: str | Path, out: str | Path, model: str = DEFAULT_MO
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists (pass --overwrite to replace it)")
     name = canonical_model_name(model)
-    if model_family(name) != "deaot":
+    if FAMILIES[get_spec(name).family].converter != "aot":
         raise InputError(f"`convert aot` reads aot-benchmark DeAOT checkpoints; {name} is not a DeAOT variant")
     obj = _load_file(src)
     if is_vosuite_checkpoint(obj):

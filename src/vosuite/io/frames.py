@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vosuite.errors import InputError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # frame images, lower case
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".webm", ".mkv"})
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
@@ -55,7 +55,7 @@ def is_video_file(path: str | os.PathLike) -> bool:
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a JPEG or PNG image by its suffix."""
+    """Whether ``path`` names a frame image by its suffix (one of :data:`IMAGE_SUFFIXES`, any case)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
@@ -160,7 +160,7 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode one JPEG/PNG file as [H, W, 3] uint8 RGB; an unreadable file raises InputError naming it."""
+    """Decode one image file as [H, W, 3] uint8 RGB; an unreadable file raises InputError naming it."""
     try:
         with Image.open(path) as image:
             image.load()
@@ -187,7 +187,7 @@ def _one_line(error: BaseException) -> str:
 
 
 class ImageFolderSource(FrameSource):
-    """Frames from the JPEG/PNG files of one folder, in natural-sort order of their names."""
+    """Frames from the image files (:data:`IMAGE_SUFFIXES`) of one folder, in natural order of their names."""
 
     def __init__(self, folder: Path, short_side: int | None) -> None:
         super().__init__(folder, short_side)
@@ -225,7 +225,7 @@ def _list_frame_images(folder: Path) -> list[Path]:
         if is_image_file(path) and not path.name.startswith(".") and path.is_file()
     ]
     if not paths:
-        raise InputError(f"{folder}: no JPEG/PNG frames in this folder")
+        raise InputError(f"{folder}: no frame images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     paths.sort(key=lambda path: natural_sort_key(path.name))
     seen: dict[str, Path] = {}
     for path in paths:
@@ -305,10 +305,11 @@ class VideoFileSource(FrameSource):
 
 
 def open_frames(source: str | os.PathLike, short_side: int | None = None) -> FrameSource:
-    """Open a folder of JPEG/PNG frames or a video file as a stream of RGB frames.
+    """Open a folder of frame images or a video file as a stream of RGB frames.
 
     Args:
-        source: a folder of images, or a .mp4 / .mov / .avi / .webm / .mkv file.
+        source: a folder of images (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp), or a video file
+            (.mp4, .mov, .avi, .webm, .mkv).
         short_side: if given, every frame is resized so its shorter side has this many pixels.
 
     Raises:

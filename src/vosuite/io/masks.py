@@ -1,7 +1,10 @@
 """Reading and writing segmentation masks in the forms the VOS field uses.
 
 * palette PNG (DAVIS-2017, YouTube-VOS): the pixel value is the object id, 255 is "void";
-* grayscale 0/255 (DAVIS-2016): one object, foreground where the value is > 127;
+* grayscale 0/255 (DAVIS-2016): one object. Ground truth keeps the official rule, foreground where
+  the value is > 127 (:func:`binarize_0_255`); predictions and prompt masks are read as one object
+  only when their sole non-zero value is 255 (:func:`is_binary_0_255`, :func:`ids_from_binary_0_255`),
+  so a palette mask with ids 1..254 is never mistaken for one;
 * L / LA / I;16 / 1-bit: the (first) channel's value is the id;
 * RGB: colours of the DAVIS palette are mapped back to their index.
 
@@ -99,6 +102,26 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 def binarize_0_255(mask: np.ndarray) -> np.ndarray:
     """DAVIS-2016 convention: object id 1 where the 0/255 value is > 127, else background."""
     return (mask > 127).astype(np.uint8)
+
+
+def is_binary_0_255(mask: np.ndarray) -> bool:
+    """Whether an 8-bit mask is a 0/255 one-object mask: its only non-zero value is 255, present at least once.
+
+    Only ``uint8`` arrays qualify (a 16-bit mask is never read this way); an empty array does not.
+    """
+    if mask.dtype != np.uint8 or mask.size == 0:
+        return False
+    counts = np.bincount(mask.ravel(), minlength=256)  # [256] pixels per value
+    return bool(counts[255] > 0 and not counts[1:255].any())
+
+
+def ids_from_binary_0_255(mask: np.ndarray) -> np.ndarray:
+    """How vosuite reads predictions and prompt masks: a 0/255 mask becomes ids 0/1 (uint8), any other is kept.
+
+    A 0/255 mask (see :func:`is_binary_0_255`) holds one object, id 1. DAVIS-2016 *ground truth* is
+    read with :func:`binarize_0_255` instead (the official ``> 127`` rule).
+    """
+    return (mask == VOID_ID).astype(np.uint8) if is_binary_0_255(mask) else mask
 
 
 def object_ids(mask: np.ndarray, void_id: int | None = VOID_ID) -> list[int]:

@@ -19,11 +19,19 @@ these deliberate differences, each only where the official code fails or aborts:
 * Predictions whose only non-zero value is 255 (DAVIS-2016 style 0/255 PNGs) are read as id 1.
 * A missing or unreadable prediction, or one whose size differs from the ground truth, is an
   error naming the file (the official code prints a message and exits with status 0).
+
+In memory: :meth:`Evaluator.video_scorer` gives a :class:`VideoScorer` that takes one video's
+predicted [H, W] label maps frame by frame (``add``), reduces each to its tally as it arrives (so a
+video's predictions are never all held) and hands back the video's tallies (``finish``);
+:meth:`Evaluator.evaluate_tallies` turns those into the result. :meth:`Evaluator.evaluate_arrays`
+does all three for a function yielding ``(frame name, label map)`` per video. Arrays follow the
+rules of files (0/255 read as id 1, the same size check, the same per-frame tally), so the numbers
+equal those of the same predictions written with :func:`vosuite.io.masks.write_mask` and scored by
+:meth:`Evaluator.evaluate`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,11 +40,12 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from vosuite.cpu import available_cores
 from vosuite.datasets.base import VideoRecord
 from vosuite.errors import InputError
-from vosuite.io.masks import read_mask
+from vosuite.io.masks import ids_from_binary_0_255, read_mask
 from vosuite.metrics.boundary import boundary_tolerance
-from vosuite.metrics.frame_tally import FrameTally, id_histogram, present_ids, tally_frame
+from vosuite.metrics.frame_tally import FrameTally, present_ids, tally_frame
 from vosuite.metrics.results import EvaluationResult, ObjectResult
 from vosuite.metrics.statistics import mean_recall_decay
 
@@ -62,10 +71,7 @@ class EvaluationConfig:
 
 def read_prediction(path: Path) -> np.ndarray:
     """Raw prediction ids; a 0/255 mask (DAVIS-2016 style) becomes 0/1."""
-    labels = read_mask(path)
-    is_binary_0_255 = (labels.dtype == np.uint8 and labels.size and labels.max() == 255
-                       and id_histogram(labels)[1:255].sum() == 0)
-    return (labels == 255).astype(np.uint8) if is_binary_0_255 else labels
+    return ids_from_binary_0_255(read_mask(path))
 
 
 @dataclass(frozen=True)
@@ -79,20 +85,36 @@ def _prediction_path(prediction_root: Path, video: str, frame: str) -> Path:
     return prediction_root / video / f"{frame}.png"
 
 
+def _label_map(prediction: np.ndarray, where: str) -> np.ndarray:
+    """An in-memory prediction as the ids its PNG would hold: [H, W], uint8 when every id fits, else uint16."""
+    labels = np.asarray(prediction)
+    if labels.ndim != 2:
+        raise InputError(f"{where}: prediction must be an [H, W] label map, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"{where}: prediction must hold integer ids, got dtype {labels.dtype}")
+    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise InputError(f"{where}: prediction ids outside 0..65535 ({low}..{high})")
+    return labels.astype(np.uint8 if high <= 255 else np.uint16, copy=False)
+
+
+def _tally(truth: np.ndarray, prediction: np.ndarray, config: EvaluationConfig, where: str) -> FrameTally:
+    """One frame's tally, the core of the file and the in-memory paths; ``where`` names the prediction."""
+    if prediction.shape != truth.shape:
+        raise InputError(f"{where}: size {prediction.shape[1]}x{prediction.shape[0]} differs "
+                         f"from the ground truth {truth.shape[1]}x{truth.shape[0]}")
+    radius = boundary_tolerance(*truth.shape, bound_th=config.bound_th)
+    return tally_frame(truth, prediction, radius, exclude_void=config.task == UNSUPERVISED,
+                       all_pairs=config.task == UNSUPERVISED)
+
+
 def _tally_job(job: FrameJob, config: EvaluationConfig) -> tuple[np.ndarray | None, FrameTally | None]:
     truth = job.video.labels(job.frame)
     if job.prediction_path is None:
         return truth, None
     if not job.prediction_path.is_file():
         raise InputError(f"{job.prediction_path}: prediction missing for frame {job.frame} of {job.video.name}")
-    prediction = read_prediction(job.prediction_path)
-    if prediction.shape != truth.shape:
-        raise InputError(f"{job.prediction_path}: size {prediction.shape[1]}x{prediction.shape[0]} differs "
-                         f"from the ground truth {truth.shape[1]}x{truth.shape[0]}")
-    radius = boundary_tolerance(*truth.shape, bound_th=config.bound_th)
-    tally = tally_frame(truth, prediction, radius, exclude_void=config.task == UNSUPERVISED,
-                        all_pairs=config.task == UNSUPERVISED)
-    return None, tally
+    return None, _tally(truth, read_prediction(job.prediction_path), config, str(job.prediction_path))
 
 
 def _frames_to_read(video: VideoRecord, config: EvaluationConfig) -> list[str]:
@@ -114,6 +136,58 @@ class VideoTallies:
     video: VideoRecord
     first_appearance: dict[int, str]  # ground-truth object id -> first annotated frame with it
     tallies: dict[str, FrameTally]  # scored frame -> tally
+
+
+def _collect(data: VideoTallies, frame: str, truth: np.ndarray | None, tally: FrameTally | None) -> None:
+    """Record a frame's objects (from its truth, or its tally's) and its tally; frames come in temporal order."""
+    ids = present_ids(truth, exclude=(0, 255)) if truth is not None else list(tally.truth_area)
+    for object_id in ids:
+        data.first_appearance.setdefault(object_id, frame)
+    if tally is not None:
+        data.tallies[frame] = tally
+
+
+class VideoScorer:
+    """Scores one video's in-memory predictions frame by frame, holding only each frame's tally.
+
+    Feed ``add(frame name, [H, W] label map)`` in any order; frames outside :attr:`frames_to_score`
+    (not annotated, or not scored by the task) are ignored, so every frame of the video may be fed.
+    :meth:`finish` returns the :class:`VideoTallies` that :meth:`Evaluator.evaluate_tallies` scores.
+    """
+
+    def __init__(self, video: VideoRecord, config: EvaluationConfig) -> None:
+        self.video = video
+        self.config = config
+        self._scored = _frames_to_read(video, config)
+        self._scored_set = set(self._scored)
+        self._tallies: dict[str, FrameTally] = {}
+
+    @property
+    def frames_to_score(self) -> list[str]:
+        """The frames that need a prediction: all annotated (unsupervised), all but the first and last (semi)."""
+        return list(self._scored)
+
+    def add(self, frame_name: str, prediction: np.ndarray) -> None:
+        """Tally ``prediction`` (an [H, W] integer label map) for ``frame_name``; unscored frames are ignored."""
+        if frame_name not in self._scored_set:
+            return
+        where = f"{self.video.name} frame {frame_name}"
+        if frame_name in self._tallies:
+            raise InputError(f"{where}: prediction given twice")
+        labels = ids_from_binary_0_255(_label_map(prediction, where))  # the 0/255 rule of read_prediction
+        self._tallies[frame_name] = _tally(self.video.labels(frame_name), labels, self.config, where)
+
+    def finish(self) -> VideoTallies:
+        """The video's tallies; an error naming the first scored frame that got no prediction."""
+        missing = [frame for frame in self._scored if frame not in self._tallies]
+        if missing:
+            raise InputError(f"{self.video.name} frame {missing[0]}: prediction missing "
+                             f"({len(missing)} of {len(self._scored)} scored frames have none)")
+        data = VideoTallies(self.video, {}, {})
+        for frame in self.video.annotated_frames:
+            tally = self._tallies.get(frame)
+            _collect(data, frame, self.video.labels(frame) if tally is None else None, tally)
+        return data
 
 
 def _object_frames(video: VideoRecord, first_frame: str, tallies: dict[str, FrameTally]) -> list[str]:
@@ -190,8 +264,12 @@ class Evaluator:
     def __init__(self, config: EvaluationConfig | None = None) -> None:
         self.config = config or EvaluationConfig()
 
+    def video_scorer(self, video: VideoRecord) -> VideoScorer:
+        """A scorer for ``video``'s in-memory predictions under this evaluator's configuration."""
+        return VideoScorer(video, self.config)
+
     def _workers(self) -> int:
-        return self.config.workers or os.cpu_count() or 1
+        return self.config.workers or available_cores()
 
     def evaluate(self, videos: Sequence[VideoRecord], prediction_root: str | Path,
                  progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
@@ -204,20 +282,28 @@ class Evaluator:
         with ThreadPoolExecutor(max_workers=self._workers()) as pool:
             for done, (job, (truth, tally)) in enumerate(
                     zip(jobs, pool.map(lambda j: _tally_job(j, self.config), jobs), strict=True), start=1):
-                self._collect(per_video[job.video.name], job.frame, truth, tally)
+                _collect(per_video[job.video.name], job.frame, truth, tally)
                 if progress is not None:
                     progress(done, len(jobs))
-        return self._assemble(list(per_video.values()))
+        return self.evaluate_tallies(list(per_video.values()))
 
-    @staticmethod
-    def _collect(data: VideoTallies, frame: str, truth: np.ndarray | None, tally: FrameTally | None) -> None:
-        ids = present_ids(truth, exclude=(0, 255)) if truth is not None else list(tally.truth_area)
-        for object_id in ids:
-            data.first_appearance.setdefault(object_id, frame)
-        if tally is not None:
-            data.tallies[frame] = tally
+    def evaluate_arrays(self, videos: Iterable[VideoRecord],
+                        predictions: Callable[[VideoRecord], Iterable[tuple[str, np.ndarray]]]) -> EvaluationResult:
+        """Evaluate in-memory predictions: ``predictions(video)`` yields ``(frame name, [H, W] label map)``.
 
-    def _assemble(self, videos: Iterable[VideoTallies]) -> EvaluationResult:
+        Videos are scored one after the other and each frame is tallied as it is yielded; no prediction
+        is kept once tallied, so memory stays bounded when ``predictions`` yields lazily.
+        """
+        return self.evaluate_tallies(self._score_video(video, predictions(video)) for video in videos)
+
+    def _score_video(self, video: VideoRecord, frames: Iterable[tuple[str, np.ndarray]]) -> VideoTallies:
+        scorer = self.video_scorer(video)
+        for frame_name, prediction in frames:
+            scorer.add(frame_name, prediction)
+        return scorer.finish()
+
+    def evaluate_tallies(self, videos: Iterable[VideoTallies]) -> EvaluationResult:
+        """The result of every video's tallies (from :meth:`VideoScorer.finish`), in the order given."""
         objects: list[ObjectResult] = []
         warnings: list[str] = []
         for data in videos:

@@ -1,20 +1,11 @@
-"""Video object segmentation networks: the DeAOT family and S2S / S2S++."""
+"""Video object segmentation networks: the DeAOT family and S2S / S2S++ (names: :mod:`vosuite.registry`)."""
 
-from vosuite.models.build import (
-    FAMILIES,
-    build,
-    extract_state_dict,
-    load_checkpoint,
-    load_state_dict_strict,
-    model_config,
-    model_family,
-)
+from vosuite.models.build import build, extract_state_dict, load_checkpoint, load_state_dict_strict
 from vosuite.models.deaot import DEFORMABLE_VARIANTS, VARIANTS, DeAOT, DeAOTConfig, get_config
 from vosuite.models.s2s import S2S, S2S_VARIANTS, S2SConfig, get_s2s_config
 
 __all__ = [
     "DEFORMABLE_VARIANTS",
-    "FAMILIES",
     "S2S",
     "S2S_VARIANTS",
     "VARIANTS",
@@ -27,6 +18,4 @@ __all__ = [
     "get_s2s_config",
     "load_checkpoint",
     "load_state_dict_strict",
-    "model_config",
-    "model_family",
 ]

@@ -1,4 +1,4 @@
-"""Build networks by variant name (DeAOT and S2S families) and load state-dict checkpoints
+"""Build networks by registered name (:mod:`vosuite.registry`) and load state-dict checkpoints
 (aot-benchmark files for DeAOT; strict key checking).
 
 A deformable variant (``*-deform``) loads a vanilla checkpoint: its offset-network keys, and only
@@ -15,11 +15,8 @@ import torch
 from torch import nn
 
 from vosuite.errors import InputError
-from vosuite.models.deaot import DeAOT, DeAOTConfig, get_config
-from vosuite.models.s2s import S2S, S2S_VARIANTS, S2SConfig, get_s2s_config
-
-#: Model families: the value of a vosuite checkpoint's ``model.family``.
-FAMILIES: dict[str, tuple[type, type]] = {"deaot": (DeAOT, DeAOTConfig), "s2s": (S2S, S2SConfig)}
+from vosuite.models.deaot import DeAOT, DeAOTConfig
+from vosuite.models.s2s import S2S, S2SConfig
 
 # Wrapper keys seen around aot-benchmark state dicts (trainer checkpoints, EMA copies).
 _WRAPPER_KEYS = ("state_dict", "ema", "model", "model_state_dict", "module")
@@ -48,31 +45,6 @@ def extract_state_dict(obj: object, source: str = "checkpoint") -> dict[str, tor
             key = key[len("module."):]
         out[key] = value
     return out
-
-
-def model_config(name: str) -> DeAOTConfig | S2SConfig:
-    """The config of a variant name of any family (``_`` and case ignored); an unknown name is an
-    InputError listing the known ones."""
-    try:
-        return get_config(name)
-    except KeyError as exc:
-        deaot_error = str(exc.args[0])
-    try:
-        return get_s2s_config(name)
-    except KeyError as exc:
-        s2s_error = str(exc.args[0])
-    if name.lower().startswith("s2s"):
-        raise InputError(f"{s2s_error}; DeAOT variants: {deaot_error.split('known: ', 1)[-1]}")
-    raise InputError(f"{deaot_error}; S2S variants: {', '.join(S2S_VARIANTS)}")
-
-
-def model_family(model: str | nn.Module | DeAOTConfig | S2SConfig) -> str:
-    """``"deaot"`` or ``"s2s"``: the family of a variant name, a config or a network."""
-    cfg = model_config(model) if isinstance(model, str) else getattr(model, "cfg", model)
-    for family, (_, config_class) in FAMILIES.items():
-        if isinstance(cfg, config_class):
-            return family
-    raise InputError(f"not a vosuite model: {type(model).__name__}")
 
 
 def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint",
@@ -122,15 +94,14 @@ def build(name_or_config: str | DeAOTConfig | S2SConfig = "deaot-t",
           checkpoint: str | Path | None = None) -> DeAOT | S2S:
     """A network in eval mode: ``build("deaot-t", "weights.pt")``, ``build("s2spp-mnv2")``.
 
-    ``name_or_config``: a variant name (``deaot-t``, ``deaot-s``, ``deaot-b``, ``deaot-l``,
-    ``r50-deaot-l``, or one of them + ``-deform``; ``s2s``, ``s2s-dist``, ``s2spp``, or one of them
-    + ``-mnv2``) or a :class:`DeAOTConfig` / :class:`S2SConfig`. ``checkpoint``: optional state
-    dict (aot-benchmark files for DeAOT; vanilla weights load into ``-deform`` variants). The
-    network's ``default_size`` (the internal resolution its weights were trained for) is None.
+    ``name_or_config``: a registered model name (:func:`vosuite.registry.list_models`) or a
+    :class:`DeAOTConfig` / :class:`S2SConfig`. ``checkpoint``: optional state dict (aot-benchmark
+    files for DeAOT; vanilla weights load into ``-deform`` variants). The network's
+    ``default_size`` (the internal resolution its weights were trained for) is None.
     """
-    cfg = model_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
-    model = FAMILIES[model_family(cfg)][0](cfg)
-    model.default_size = None
+    from vosuite.registry import build_network
+
+    model = build_network(name_or_config)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model.eval()

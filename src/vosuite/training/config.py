@@ -1,11 +1,16 @@
 """Training configuration: dataclasses loaded from YAML, with ``key=value`` command-line overrides.
 
 A YAML file mirrors :class:`TrainConfig` (sections ``model``, ``data``, ``optim``, ``train``,
-``val``); missing keys keep their defaults, unknown keys are errors. Overrides use dotted keys and
-are parsed as YAML scalars, then converted to the field's type::
+``val``) plus one section named after the method (``method: deaot`` reads ``deaot:`` into the
+method's own ``Options`` dataclass, :mod:`vosuite.training.methods`); missing keys keep their
+defaults, unknown keys are errors. Overrides use dotted keys and are parsed as YAML scalars, then
+converted to the field's type::
 
-    config = load_config("configs/smoke.yaml", ["train.total_steps=10", "data.size=[64,64]"])
+    config = load_config("configs/smoke.yaml", ["train.total_steps=10", "deaot.top_k_percent=0.3"])
     save_config(config, run_dir / "config.yaml")
+
+Configs written before methods had their own sections (``train.aux_loss_weight``,
+``train.s2s_objects`` ...) still load: those keys move into the method's section.
 
 Defaults follow aot-benchmark ``configs/default.py`` (the main training stage, PRE_YTB_DAV).
 """
@@ -76,22 +81,11 @@ class OptimSection:
 
 @dataclass
 class TrainSection:
-    """The loop: steps, batch, losses' schedules, checkpoints, logging, device."""
+    """The loop: steps, batch, checkpoints, logging, device (the method's own knobs are in its section)."""
 
     total_steps: int = 100_000  # TRAIN_TOTAL_STEPS
     batch_size: int = 16  # TRAIN_BATCH_SIZE, global (split over the ranks)
     seed: int = 0
-    aux_loss_weight: float = 1.0  # TRAIN_AUX_LOSS_WEIGHT (reference frame's own prediction)
-    aux_loss_ratio: float = 1.0  # TRAIN_AUX_LOSS_RATIO: the aux weight decays to 0 over ratio * total
-    top_k_percent: float = 0.15  # TRAIN_TOP_K_PERCENT_PIXELS
-    hard_mining_ratio: float = 0.5  # TRAIN_HARD_MINING_RATIO
-    seq_training_start_ratio: float = 0.5  # TRAIN_SEQ_TRAINING_START_RATIO: then predictions feed memory
-    seq_training_freeze: list[str] = field(default_factory=lambda: ["patch_wise_id_bank"])
-    long_term_gap: int | None = None  # TRAIN_LONG_TERM_MEM_GAP; None: 9999 (deaot-l: 2)
-    id_shuffle: bool = True  # random identity assignment per clip (restart_engine(..., True))
-    # S2S: "all" = every object of a clip is its own binary sequence in the batch; "one" = one
-    # random object per clip (a fixed batch size, RS2S's one sample per (video, object))
-    s2s_objects: str = "all"
     amp: bool = False  # bf16 autocast (off: slower than fp32 on CPU)
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch threads per process
@@ -118,13 +112,15 @@ class ValSection:
 class TrainConfig:
     """A whole training recipe."""
 
-    method: str = "deaot"  # or "s2s" (vosuite.training.s2s_method)
+    method: str = "deaot"  # a name of vosuite.training.methods.METHODS
     name: str = "run"
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
     val: ValSection = field(default_factory=ValSection)
+    #: the method's ``Options`` (YAML: the section named after the method); None = its defaults
+    method_options: Any = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,14 +255,49 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def config_from_data(data: Mapping[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from a parsed YAML mapping: the common sections, then the method's
+    section (named after ``method``) into its ``Options`` (legacy ``train.*`` keys moved there)."""
+    from vosuite.training.methods import method_class
+
+    data = {key: dict(value) if isinstance(value, Mapping) else value for key, value in data.items()}
+    method_name = data.get("method", TrainConfig.method)
+    if not isinstance(method_name, str):
+        raise InputError(f"method: expected a name, got {method_name!r}")
+    method = method_class(method_name)
+    if "method_options" in data:
+        raise InputError(f"method_options: unknown key; the method's options go in the `{method_name}:` section")
+    section = data.pop(method_name, None) or {}
+    if not isinstance(section, Mapping):
+        raise InputError(f"{method_name}: expected a mapping, got {section!r}")
+    section = dict(section)
+    train = data.get("train")
+    if isinstance(train, dict):
+        for old, new in method.legacy_train_keys.items():
+            if old in train:
+                section.setdefault(new, train.pop(old))
+    config = from_dict(TrainConfig, data)
+    config.method_options = from_dict(method.Options, section, method_name)
+    return config
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
     """The config of YAML file ``path`` (None: the defaults) with ``key=value`` overrides."""
     data = read_yaml(path) if path is not None else {}
-    return from_dict(TrainConfig, apply_overrides(data, overrides))
+    return config_from_data(apply_overrides(data, overrides))
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """The YAML form of a config: the common sections, then the method's section."""
+    data = to_dict(config)
+    options = data.pop("method_options")
+    if options is not None:
+        data[config.method] = options
+    return data
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML, atomically."""
     path = Path(path)
-    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
     return path

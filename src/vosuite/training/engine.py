@@ -9,7 +9,10 @@ torchrun), backward, clip the gradient norm, AdamW step, EMA update. Rank 0 appe
 ``vosuite segment --checkpoint``); ``final.pt`` holds the EMA weights at the end.
 
 Run folder: ``config.yaml`` (the resolved config), ``metrics.jsonl``, ``last.pt``, ``best.pt``,
-``final.pt``, ``val/`` (latest predictions).
+``final.pt``. Validation runs in memory (:mod:`vosuite.training.validation`): nothing is written.
+
+The method (:mod:`vosuite.training.methods`) builds the model, the data and any frozen auxiliary
+networks; those stay outside DDP, the EMA and the checkpoints.
 """
 
 from __future__ import annotations
@@ -45,11 +48,11 @@ from vosuite.training.checkpoint import (
 from vosuite.training.config import (
     TrainConfig,
     apply_overrides,
-    from_dict,
+    config_from_data,
+    config_to_dict,
     load_config,
     read_yaml,
     save_config,
-    to_dict,
 )
 from vosuite.training.data.clips import loader_options
 from vosuite.training.distributed import (
@@ -61,7 +64,8 @@ from vosuite.training.distributed import (
     shutdown,
 )
 from vosuite.training.ema import ExponentialMovingAverage, ema_decay
-from vosuite.training.methods import Method, make_method
+from vosuite.training.methods import method_class
+from vosuite.training.methods.base import Method, TrainingData
 from vosuite.training.run_log import MetricsLog
 from vosuite.training.schedule import Schedule, param_groups
 
@@ -106,36 +110,15 @@ class GlobalIndexDataset(Dataset):
         return {**self.clips[item], "index": int(index)}
 
 
-def collate_clips(samples: list[dict[str, object]]) -> dict[str, object]:
-    """Stack frames [B, T, 3, H, W] and labels [B, T, 1, H, W]; obj_num / index / video as lists."""
-    return {"frames": torch.stack([s["frames"] for s in samples]),
-            "labels": torch.stack([s["labels"] for s in samples]),
-            "obj_num": [int(s["obj_num"]) for s in samples], "index": [int(s["index"]) for s in samples],
-            "video": [str(s["video"]) for s in samples]}
-
-
-def build_clip_dataset(config: TrainConfig, max_objects: int) -> Any:
-    """The :class:`~vosuite.training.data.ClipDataset` of ``config.data``."""
-    from vosuite.datasets import open_dataset
-    from vosuite.training.data import ClipConfig, ClipDataset, CropConfig
-
-    data = config.data
-    off = {} if data.augment else {"jitter": None, "motion": None, "elastic": None, "paste": None}
-    clip_config = ClipConfig(num_frames=data.num_frames, size=data.size, max_gap=data.max_gap,
-                             reverse_prob=data.reverse_prob, static_prob=data.static_prob, max_objects=max_objects,
-                             min_object_pixels=data.min_object_pixels,
-                             crop=CropConfig(min_object_pixels=data.min_object_pixels), seed=config.train.seed, **off)
-    return ClipDataset(open_dataset(data.dataset, data.root, data.split), clip_config)
-
-
-def batch_stream(config: TrainConfig, clips: Any, start: int, context: DistContext) -> Iterator[dict[str, object]]:
+def batch_stream(config: TrainConfig, data: TrainingData, start: int, context: DistContext
+                 ) -> Iterator[dict[str, object]]:
     """This rank's batches from step ``start`` on."""
     world = context.world_size
     if config.train.batch_size % world:
         raise InputError(f"train.batch_size {config.train.batch_size} is not a multiple of the {world} processes")
     sampler = StepBatchSampler(start, config.train.total_steps, config.train.batch_size // world, world, context.rank)
     workers = config.data.workers
-    loader = DataLoader(GlobalIndexDataset(clips), batch_sampler=sampler, collate_fn=collate_clips,
+    loader = DataLoader(GlobalIndexDataset(data.dataset), batch_sampler=sampler, collate_fn=data.collate,
                         persistent_workers=False, **loader_options(workers))
     return iter(loader)
 
@@ -143,6 +126,14 @@ def batch_stream(config: TrainConfig, clips: Any, start: int, context: DistConte
 # ---------------------------------------------------------------------------------------------
 # The trainer
 # ---------------------------------------------------------------------------------------------
+
+def freeze_auxiliary(modules: Mapping[str, nn.Module], device: torch.device) -> dict[str, nn.Module]:
+    """A method's auxiliary networks, frozen in place: on ``device``, eval mode, no gradients. They
+    stay outside the :class:`TrainingModule` (so outside DDP, the EMA and every checkpoint)."""
+    for module in modules.values():
+        module.to(device).eval().requires_grad_(False)
+    return dict(modules)
+
 
 class TrainingModule(nn.Module):
     """``forward(batch, step) -> (loss, logs)`` through the method, so DDP can wrap it."""
@@ -177,7 +168,7 @@ def new_run_dir(out: str | os.PathLike, name: str) -> Path:
 def resume_config(run_dir: str | os.PathLike, overrides: list[str] = ()) -> TrainConfig:
     """The saved config of a run with ``key=value`` overrides (e.g. more total steps)."""
     path = Path(run_dir) / CONFIG_FILE
-    return from_dict(TrainConfig, apply_overrides(read_yaml(path), overrides))
+    return config_from_data(apply_overrides(read_yaml(path), overrides))
 
 
 @contextlib.contextmanager
@@ -200,13 +191,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, method: Method | None = None, run_dir: str | os.PathLike | None = None,
                  resume: bool = False, out: str | os.PathLike = "runs") -> None:
         self.config = config
-        self.method = method or make_method(config)
+        self.method = method or method_class(config.method)(config)
         self.context = init_distributed(config.train.device)
         self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir(out, config.name)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         self._seed(config.train.seed)
         self.model = self.method.build_model().to(self.context.device)
+        self.auxiliary = freeze_auxiliary(self.method.auxiliary_modules(), self.context.device)
         self.ema = ExponentialMovingAverage(self.model, ema_decay(config.train.total_steps, config.optim.ema_ratio))
         optim = config.optim
         groups = param_groups(self.model, optim.weight_decay, optim.no_decay_keys, self.method.freezable_keys())
@@ -238,7 +230,8 @@ class Trainer:
                                        find_unused_parameters=self.config.train.find_unused_parameters)
 
     def _load(self, path: Path) -> None:
-        state = load_training_checkpoint(path, map_location=self.context.device)
+        # on the CPU: RNG states must be CPU tensors; load_state_dict moves the rest to the model's device
+        state = load_training_checkpoint(path, map_location="cpu")
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"], self.model)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -249,7 +242,7 @@ class Trainer:
     def _save(self) -> None:
         payload = {"step": self.step, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                    "optimizer": self.optimizer.state_dict(), "scheduler": {"step": self.step},
-                   "best": {"score": self.best.score, "step": self.best.step}, "config": to_dict(self.config)}
+                   "best": {"score": self.best.score, "step": self.best.step}, "config": config_to_dict(self.config)}
         save_training_checkpoint(self.run_dir / LAST, payload)
 
     def ema_model(self) -> nn.Module:
@@ -298,8 +291,7 @@ class Trainer:
             save_config(self.config, self.run_dir / CONFIG_FILE)
         log = MetricsLog(self.run_dir, resume_step=self.step) if main else None
         total = self.config.train.total_steps
-        clips = build_clip_dataset(self.config, getattr(getattr(self.model, "cfg", None), "max_obj_num", 10))
-        batches = batch_stream(self.config, clips, self.step, self.context)
+        batches = batch_stream(self.config, self.method.build_data(self.model), self.step, self.context)
         history: list[dict[str, float]] = []
         try:
             with progress_bar("train", self.config.train.progress and main) as update:
@@ -343,10 +335,13 @@ class Trainer:
             self.best = BestScore(score, self.step)
 
     def validate(self) -> dict[str, float]:
-        """The method's validation of the (EMA) model; RNG and threads are left as they were."""
+        """The method's validation task on the (EMA) model, in memory; RNG and threads are left as
+        they were."""
+        from vosuite.training.validation import validate
+
         model = self.inference_copy(self.config.val.use_ema)
         with preserved_rng_and_threads(), torch.no_grad():
-            return self.method.validate(model, self.run_dir / "val", torch.get_num_threads())
+            return validate(self.method, model, self.config.val, self.context.device)
 
     def ema_model_save(self, path: Path) -> Path:
         """Write the EMA weights as a vosuite checkpoint (``vosuite segment --checkpoint``)."""

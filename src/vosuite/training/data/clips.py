@@ -28,6 +28,7 @@ import torch
 
 from vosuite.datasets.base import VideoRecord
 from vosuite.errors import InputError
+from vosuite.inference.preprocess import normalize_rgb
 from vosuite.io.frames import read_image_rgb
 from vosuite.training.data.augment import (
     VOID_ID,
@@ -45,9 +46,6 @@ from vosuite.training.data.augment import (
 )
 from vosuite.training.data.static import STATIC_AFFINE, static_pseudo_video
 from vosuite.training.data.synthetic import Cutout, PasteConfig, cut_object, object_path, paste_objects
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -172,10 +170,9 @@ def relabel_by_reference(
 
 
 def to_tensors(clip: Clip) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames [N, 3, H, W] float32 ImageNet-normalised and labels [N, 1, H, W] int64."""
-    mean = np.array(IMAGENET_MEAN, dtype=np.float32) * 255
-    std = np.array(IMAGENET_STD, dtype=np.float32) * 255
-    frames = (clip.frames - mean) / std  # [N, H, W, 3]
+    """Frames [N, 3, H, W] float32 ImageNet-normalised (the inference normalisation,
+    :func:`~vosuite.inference.preprocess.normalize_rgb`) and labels [N, 1, H, W] int64."""
+    frames = normalize_rgb(clip.frames)  # [N, H, W, 3]
     frames = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2), dtype=np.float32))
     labels = torch.from_numpy(clip.labels.astype(np.int64))[:, None]
     return frames, labels
@@ -315,3 +312,24 @@ class ClipDataset(torch.utils.data.Dataset):
         if not ids:
             return None
         return cut_object(rgb, labels, ids[int(rng.integers(len(ids)))])
+
+
+def collate_clips(samples: list[dict[str, object]]) -> dict[str, object]:
+    """Stack frames [B, T, 3, H, W] and labels [B, T, 1, H, W]; obj_num / index / video as lists."""
+    return {"frames": torch.stack([s["frames"] for s in samples]),
+            "labels": torch.stack([s["labels"] for s in samples]),
+            "obj_num": [int(s["obj_num"]) for s in samples], "index": [int(s["index"]) for s in samples],
+            "video": [str(s["video"]) for s in samples]}
+
+
+def labelled_clips(config: Any, max_objects: int) -> ClipDataset:
+    """The :class:`ClipDataset` of a training config's ``data`` section."""
+    from vosuite.datasets import open_dataset
+
+    data = config.data
+    off = {} if data.augment else {"jitter": None, "motion": None, "elastic": None, "paste": None}
+    clip_config = ClipConfig(num_frames=data.num_frames, size=data.size, max_gap=data.max_gap,
+                             reverse_prob=data.reverse_prob, static_prob=data.static_prob, max_objects=max_objects,
+                             min_object_pixels=data.min_object_pixels,
+                             crop=CropConfig(min_object_pixels=data.min_object_pixels), seed=config.train.seed, **off)
+    return ClipDataset(open_dataset(data.dataset, data.root, data.split), clip_config)

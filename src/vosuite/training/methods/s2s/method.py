@@ -6,47 +6,55 @@ One clip of T frames (the :class:`~vosuite.training.data.ClipDataset` samples De
 * **objects**: S2S follows one object per sequence (RS2S draws one sample per (video, object)).
   A clip's labels hold objects 1..K (its own and pasted ones); each object becomes a binary
   sequence (its pixels 1, everything else, other objects included, 0). With
-  ``train.s2s_objects: all`` (default) every object of every clip is stacked on the batch
+  ``s2s.objects: all`` (default) every object of every clip is stacked on the batch
   dimension, so a batch of B clips trains sum(K) sequences (other objects act as distractors);
   with ``one`` a single object per clip is drawn (a function of (seed, sample index), the same on
   any rank), so the batch is exactly B sequences;
 * **recurrence**: frame 0 and its mask -> ``S2S.initial_state``; frames 1..T-1 -> ``S2S.step``
   with the previous state (no teacher forcing: the state never sees a mask again, as in RS2S);
-* **loss**: :class:`~vosuite.training.s2s_losses.S2SLoss` on every predicted frame (0.6 balanced
+* **loss**: :class:`~vosuite.training.methods.s2s.losses.S2SLoss` on every predicted frame (0.6 balanced
   BCE + 0.2 distance-class CE when the variant has the head + 0.2 log-Jaccard, each over the
   whole batch of sequences), averaged over frames 1..T-1 (RS2S ``loss_avg``).
 
 Crops must be multiples of ``S2S.stride`` (32) on both sides. ``model.encoder_norm: batch`` thaws
 every :class:`~vosuite.nn.frozen_bn.FrozenBatchNorm2d` of the network (the encoder's and the
 initializer's backbone) for from-scratch training; the engine freezes them back when it saves.
-Validation is the shared :func:`~vosuite.training.methods.validate_model` (the Segmenter at
-``val.size`` + the evaluator).
+Validation is the shared semi-supervised one (:mod:`vosuite.training.validation`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from vosuite.errors import InputError
-from vosuite.models.build import build, model_family
+from vosuite.models.build import build
 from vosuite.models.s2s import S2S
 from vosuite.nn.frozen_bn import thaw_batch_norm
-from vosuite.training.config import TrainConfig
-from vosuite.training.methods import check_encoder_norm, validate_model
-from vosuite.training.s2s_losses import S2SLoss
+from vosuite.registry import family_of
+from vosuite.training.methods.base import Method, check_encoder_norm
+from vosuite.training.methods.s2s.losses import S2SLoss
 
-#: ``train.s2s_objects`` values: every object of a clip, or one random object per clip.
+#: ``s2s.objects`` values: every object of a clip, or one random object per clip.
 OBJECT_MODES = ("all", "one")
 
 
-def check_s2s_config(config: TrainConfig) -> None:
-    """An S2S variant, crops of multiples of 32, a known ``train.s2s_objects``, valid norms."""
+@dataclass
+class S2SOptions:
+    """The ``s2s:`` section."""
+
+    # "all" = every object of a clip is its own binary sequence in the batch; "one" = one random
+    # object per clip (a fixed batch size, RS2S's one sample per (video, object))
+    objects: str = "all"
+
+
+def check_s2s_config(config) -> None:
+    """An S2S variant, crops of multiples of 32, a known ``s2s.objects``, valid norms."""
     name = config.model.name
-    if model_family(name) != "s2s":
+    if family_of(name).name != "s2s":
         raise InputError(f"method s2s trains S2S variants (s2s, s2s-dist, s2spp, with or without -mnv2), "
                          f"not {name}")
     stride = S2S.stride
@@ -55,20 +63,25 @@ def check_s2s_config(config: TrainConfig) -> None:
         fixed = [max(stride, stride * round(side / stride)) for side in config.data.size]
         raise InputError(f"data.size {list(config.data.size)}: S2S needs sides that are multiples of {stride} "
                          f"pixels, e.g. data.size={fixed}")
-    if config.train.s2s_objects not in OBJECT_MODES:
-        raise InputError(f"train.s2s_objects {config.train.s2s_objects!r}: use {' or '.join(OBJECT_MODES)}")
+    objects = config.method_options.objects if config.method_options is not None else S2SOptions().objects
+    if objects not in OBJECT_MODES:
+        raise InputError(f"s2s.objects {objects!r}: use {' or '.join(OBJECT_MODES)}")
     if config.model.encoder_freeze_at:
         raise InputError("model.encoder_freeze_at: S2S has two backbones (encoder and initializer) and no "
                          "pretrained stages to freeze here; set model.encoder_freeze_at=0")
     check_encoder_norm(config)
 
 
-class S2SMethod:
+class S2SMethod(Method):
     """Sequence-to-sequence training of an S2S / S2S++ variant (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    name = "s2s"
+    Options = S2SOptions
+    legacy_train_keys = {"s2s_objects": "objects"}
+
+    def __init__(self, config) -> None:
         check_s2s_config(config)
-        self.config = config
+        super().__init__(config)
         self.loss = S2SLoss()
 
     def build_model(self) -> S2S:
@@ -79,18 +92,12 @@ class S2SMethod:
             thaw_batch_norm(model)
         return model.train()
 
-    def freezable_keys(self) -> list[str]:
-        return []
-
-    def freeze_active(self, step: int) -> bool:
-        return False
-
     def sequences(self, batch: Mapping[str, object]) -> tuple[torch.Tensor, torch.Tensor]:
         """(clip index, object id) of every binary sequence of the batch, two int64 vectors."""
         clips, ids = [], []
         for position, (count, index) in enumerate(zip(batch["obj_num"], batch["index"], strict=True)):
             count = int(count)
-            if self.config.train.s2s_objects == "one":
+            if self.options.objects == "one":
                 chosen = [int(np.random.default_rng([self.config.train.seed, int(index)]).integers(1, count + 1))]
             else:
                 chosen = list(range(1, count + 1))
@@ -122,7 +129,3 @@ class S2SMethod:
         logs = {name: total / len(losses) for name, total in sums.items()}
         logs.update(loss=float(loss.detach()), sequences=float(len(ids)))
         return loss, logs
-
-    def validate(self, model: S2S, out_dir: Path, threads: int) -> dict[str, float]:
-        """J&F of ``model`` on the configured validation videos (predictions under ``out_dir``)."""
-        return validate_model(model, self.config, out_dir, threads)

@@ -1,0 +1,1 @@
+"""DeAOT training: the clip forward, AOT's losses and the method (``method: deaot``)."""
