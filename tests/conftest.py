@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROOT = Path(os.environ.get("VOSUITE_DATA", REPO_ROOT.parent / "shared"))
@@ -81,3 +82,59 @@ def one_line_error(capsys: pytest.CaptureFixture) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("vosuite: error: ") and "\n" not in err, err
     return err
+
+
+# -- tiny DAVIS-2017-style trees for the evaluator tests ------------------------------------------
+
+H, W = 24, 32
+
+
+def box(labels: np.ndarray, object_id: int, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    labels = labels.copy()
+    labels[rows[0] : rows[1], cols[0] : cols[1]] = object_id
+    return labels
+
+
+def blank() -> np.ndarray:
+    return np.zeros((H, W), np.uint8)
+
+
+def write_tree(root: Path, videos: dict[str, list[np.ndarray]]) -> None:
+    """A DAVIS-2017 tree: JPEGImages/480p, Annotations/480p (palette PNGs), ImageSets/2017/val.txt."""
+    from vosuite.io.masks import write_mask
+
+    for name, masks in videos.items():
+        frames = root / "JPEGImages" / "480p" / name
+        annotations = root / "Annotations" / "480p" / name
+        frames.mkdir(parents=True)
+        annotations.mkdir(parents=True)
+        for index, mask in enumerate(masks):
+            Image.fromarray(np.zeros((*mask.shape, 3), np.uint8)).save(frames / f"{index:05d}.jpg")
+            write_mask(annotations / f"{index:05d}.png", mask)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{name}\n" for name in videos))
+
+
+def write_predictions(root: Path, video: str, masks: list[np.ndarray], skip: tuple[int, ...] = ()) -> None:
+    from vosuite.io.masks import write_mask
+
+    folder = root / video
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, mask in enumerate(masks):
+        if index not in skip:
+            write_mask(folder / f"{index:05d}.png", mask)
+
+
+def evaluate(tmp_path: Path, truth: dict[str, list[np.ndarray]], predicted: dict[str, list[np.ndarray]],
+             **config: object):
+    """Write ``truth`` and ``predicted`` as DAVIS-2017 trees under ``tmp_path`` and evaluate them."""
+    from vosuite.datasets import open_dataset
+    from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
+
+    write_tree(tmp_path / "gt", truth)
+    for video, masks in predicted.items():
+        write_predictions(tmp_path / "pred", video, masks)
+    videos = list(open_dataset("davis2017", tmp_path / "gt", split="val"))
+    return Evaluator(EvaluationConfig(**config)).evaluate(videos, tmp_path / "pred")
+
+

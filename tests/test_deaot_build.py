@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vosuite.errors import InputError
-from vosuite.inference import DeAOTEngine, network_input_size
+from vosuite.inference import MemoryConfig, deaot_step, network_input_size, start_memory
 from vosuite.models import VARIANTS, DeAOT, build, extract_state_dict, get_config
 
 
@@ -23,7 +23,7 @@ def test_variant_configs():
     assert r50.encoder == "resnet50" and r50.encoder_dims == (256, 512, 1024, 1024) and r50.num_layers == 3
     with pytest.raises(KeyError):
         get_config("deaot-xl")
-    with pytest.raises(InputError, match="unknown DeAOT variant"):
+    with pytest.raises(InputError, match="unknown model .deaot-xl.; known: deaot-t"):
         build("deaot-xl")
 
 
@@ -76,32 +76,36 @@ def test_network_input_size():
 
 
 @pytest.mark.parametrize("name", ["deaot-s", "r50-deaot-l"])
-def test_engine_multi_layer_memory_growth(name):
+def test_step_multi_layer_memory_growth(name):
     torch.manual_seed(0)
     model = build(name)
-    engine = DeAOTEngine(model, long_term_mem_gap=2)
+    config = MemoryConfig.for_model(model.cfg, long_term_gap=2)
     img = torch.randn(1, 3, 81, 97)
     label = torch.zeros(1, 1, 81, 97)
     label[..., 20:50, 30:60] = 1
     label[..., 60:, :20] = 2
-    state = engine.add_reference(img, label, obj_num=2)
-    assert state.size_2d == (6, 7) and len(state.long_term) == model.cfg.num_layers
-    assert state.pos_emb.shape == (42, 1, 256)
-    for t in range(1, 5):
-        out = engine.step(state, img + 0.1 * t, output_size=(80, 96))
-        assert out.shape == (1, 1, 80, 96) and int(out.max()) <= 2
+    with torch.no_grad():
+        memory = start_memory(model, img, label, 2, config)
+        assert memory.size_2d == (6, 7) and len(memory.groups[0].long_term.layers) == model.cfg.num_layers
+        for t in range(1, 5):
+            result = deaot_step(model, img + 0.1 * t, memory, config, output_size=(80, 96))
+            assert result.label.shape == (1, 1, 80, 96) and int(result.label.max()) <= 2
+            memory = result.memory
     # frames 2 and 4 joined the long-term memory (gap 2), newest first
-    assert state.long_term_frames == 3 and state.frame_step == 4
-    assert state.short_term[0].key.shape == (1, 128, 6, 7)
-    logits = (engine.propagate(state, img), engine.decode(state))[1]
-    assert logits.shape == (1, 11, 21, 25) and bool((logits[:, 3:] == -1e10).all())
+    assert memory.long_term_frames == 3 and memory.frame_step == 4
+    assert memory.groups[0].long_term.refs == (False, False, True)
+    assert memory.groups[0].attended_short_term[0].key.shape == (1, 128, 6, 7)
+    assert result.logits[0].shape == (1, 11, 21, 25)
 
 
-def test_engine_rejects_bad_inputs(tiny):
-    engine = DeAOTEngine(tiny)
+def test_step_rejects_bad_inputs(tiny):
+    config = MemoryConfig.for_model(tiny.cfg)
     img = torch.randn(1, 3, 65, 65)
-    with pytest.raises(InputError):
-        engine.add_reference(img, torch.zeros(1, 1, 65, 65), obj_num=11)
-    state = engine.add_reference(img, torch.zeros(1, 1, 65, 65), obj_num=1)
-    with pytest.raises(InputError):
-        engine.propagate(state, torch.randn(1, 3, 81, 81))
+    with pytest.raises(InputError, match="no object"):
+        start_memory(tiny, img, torch.zeros(1, 1, 65, 65), 0, config)
+    with pytest.raises(InputError, match="sizes differ"):
+        start_memory(tiny, img, torch.zeros(1, 1, 33, 33), 1, config)
+    with torch.no_grad():
+        memory = start_memory(tiny, img, torch.ones(1, 1, 65, 65), 1, config)
+        with pytest.raises(InputError, match="differs from the reference"):
+            deaot_step(tiny, torch.randn(1, 3, 81, 81), memory, config)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import shared_data_root
 from vosuite.errors import InputError
-from vosuite.inference import DeAOTEngine, network_input_size, preprocess_image, resize_label
+from vosuite.inference import MemoryConfig, deaot_step, network_input_size, preprocess_image, resize_label, start_memory
 from vosuite.io.frames import read_image_rgb
 from vosuite.models import DEFORMABLE_VARIANTS, VARIANTS, DeAOT, build, get_config
 from vosuite.nn import DeformableConfig, GatedDeformablePropagation, LocalGatedDeformablePropagation, OffsetNetwork
@@ -100,6 +100,11 @@ def test_zero_offsets_stride_one_equal_vanilla_network():
     assert default[-1].shape == want[-1].shape
 
 
+#: Measured IoU between vanilla and zero-offset deformable DeAOT-T labels on blackswan frames 1-2
+#: (fixture weights): 0.99715 and 0.99698; asserted just below the smaller.
+IOU_ZERO_OFFSETS = 0.9965
+
+
 @pytest.fixture(scope="module")
 def blackswan():
     root = shared_data_root()
@@ -116,30 +121,34 @@ def blackswan():
             "weights": weights if weights.is_file() else None}
 
 
+@torch.no_grad()
 def _run(model: DeAOT, data: dict) -> list[torch.Tensor]:
-    engine = DeAOTEngine(model)
-    state = engine.add_reference(data["imgs"][0], data["label"], obj_num=1)
-    return [engine.step(state, img, output_size=data["hw"]) for img in data["imgs"][1:]]
+    config = MemoryConfig.for_model(model.cfg)
+    memory = start_memory(model, data["imgs"][0], data["label"], 1, config)
+    labels = []
+    for img in data["imgs"][1:]:
+        result = deaot_step(model, img, memory, config, output_size=data["hw"])
+        labels.append(result.label)
+        memory = result.memory
+    return labels
 
 
 def test_engine_end_to_end_on_davis(blackswan):
-    torch.manual_seed(2)
     if blackswan["weights"] is None:
-        vanilla, weights = build("deaot-t"), None
-    else:
-        vanilla, weights = build("deaot-t", blackswan["weights"]), blackswan["weights"]
+        pytest.skip("fixtures/deaot_t/weights.pt not found under $VOSUITE_DATA")
+    weights = blackswan["weights"]
+    vanilla = build("deaot-t", weights)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the vanilla checkpoint lacks the offset networks
         deform = build("deaot-t-deform", weights)
-    if weights is None:
-        deform.load_state_dict(vanilla.state_dict(), strict=False)
     want, got = _run(vanilla, blackswan), _run(deform, blackswan)
     h, w = blackswan["hw"]
     for a, b in zip(got, want, strict=True):
         assert a.shape == (1, 1, h, w) and a.dtype == torch.long
-        union = ((a > 0) | (b > 0)).sum().item()
+        both, union = ((a > 0) & (b > 0)).sum().item(), ((a > 0) | (b > 0)).sum().item()
+        assert (b > 0).sum().item() > 1000  # the vanilla model follows the swan
         # zero offsets: only the stride-4 long-term sampling differs from vanilla DeAOT
-        assert union == 0 or ((a > 0) & (b > 0)).sum().item() / union > 0.95
+        assert both / union > IOU_ZERO_OFFSETS, both / union
     for m in deform.modules():  # non-zero offsets: still runs, stays a valid label map
         if isinstance(m, OffsetNetwork):
             torch.nn.init.normal_(m.proj.weight, std=0.05)

@@ -1,8 +1,11 @@
-"""DeAOT-T end-to-end against the aot-benchmark reference fixture (see fixtures/deaot_t/README.md).
+"""DeAOT-T end-to-end against the aot-benchmark reference fixture (see fixtures/deaot_t/README.md),
+through the production path: :class:`~vosuite.inference.core.InferenceCore` (the pure
+``deaot_step``) and ``vosuite segment``.
 
 The fixture pins the original code's preprocessing (md5 of the float32 network inputs), frame-0
 encoder features, raw decoder logits for frames 1..5 and the final 480x854 labels of a
-reference-frame + 5-frame DAVIS-2016 run. Skipped when the shared data folder is absent.
+reference-frame + 5-frame DAVIS-2016 run. Measured here: 100 % of labels equal, relative logit
+error <= 4.5e-7 with 2 threads (the tests assert 2e-6). Skipped when the shared data folder is absent.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import pytest
 import torch
 
 from conftest import SHARED_ROOT, requires_shared, shared_path
-from vosuite.inference import DeAOTEngine, logits_to_label, network_input_size, preprocess_image
-from vosuite.inference.preprocess import resize_label
+from vosuite.cli import main
+from vosuite.inference import InferenceCore, MemoryConfig, network_input_size, preprocess_image, resize_label
 from vosuite.io.frames import read_image_rgb
+from vosuite.io.masks import read_mask
 from vosuite.models import build
 
 FIXTURE = SHARED_ROOT / "fixtures/deaot_t"
+#: Relative logit error allowed (max |ours - original| / max |original|); measured: 2.9e-7 to 4.5e-7
+#: over frames 1-5 with 2 threads (the original itself moves by 3.1e-6 between 1 and 2 threads).
+LOGIT_RTOL = 2e-6
 
 pytestmark = requires_shared("fixtures/deaot_t/weights.pt", "DeAOT-T fixture")
 
@@ -42,10 +49,12 @@ def fx() -> dict:
     frame_dir = shared_path(rel)
     if not frame_dir.is_dir():
         pytest.skip(f"fixture frames not found at {frame_dir}")
+    mask_path = frame_dir.parents[2] / "Annotations" / frame_dir.parent.name / frame_dir.name / "00000.png"
     rgb = [read_image_rgb(frame_dir / name) for name in inputs["frame_files"]]
     size = network_input_size(*inputs["orig_hw"])
     imgs = [preprocess_image(f, size) for f in rgb]
-    return {"in": inputs, "out": outputs, "rgb": rgb, "size": size, "imgs": imgs}
+    return {"in": inputs, "out": outputs, "rgb": rgb, "size": size, "imgs": imgs, "frame_dir": frame_dir,
+            "mask_path": mask_path, "mask": (read_mask(mask_path) > 0).astype(np.uint8)}
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +64,16 @@ def model():
 
 @pytest.fixture(scope="module")
 def run(fx, model) -> dict:
-    """The fixture's call sequence, done step by step with the faithful post-processing."""
-    inputs = fx["in"]
-    h0, w0 = inputs["orig_hw"]
-    ref = torch.from_numpy(_unpack(inputs["ref_label_packed"], tuple(inputs["ref_label_shape"][-2:]))).float()
-    engine = DeAOTEngine(model, long_term_mem_gap=9999, short_term_mem_skip=1)
-    state = engine.add_reference(fx["imgs"][0], ref[None, None], obj_num=inputs["obj_nums"][0])
-    raw_all, labels, fast_labels, memory_fg = [], [], [], []
-    for img in fx["imgs"][1:]:
-        engine.propagate(state, img)
-        with torch.no_grad():
-            raw_all.append(model.decode(state.outputs, state.feats))  # all 11 channels, unmasked
-        logits = engine.decode(state, (h0, w0))
-        label = torch.argmax(torch.softmax(logits, dim=1), dim=1, keepdim=True)
-        fast_labels.append(logits_to_label(engine.decode(state), state.obj_num, (h0, w0)))
-        mem_label = resize_label(label, fx["size"])
-        memory_fg.append(int(mem_label.sum()))
-        engine.update_memory(state, mem_label)
-        labels.append(label)
-    return {"raw": raw_all, "labels": labels, "fast_labels": fast_labels, "memory_fg": memory_fg}
+    """The fixture's video through the production core (the original's memory rules: gap 9999, skip 1)."""
+    core = InferenceCore(model, MemoryConfig(long_term_gap=9999, short_term_skip=1))
+    core.step(fx["rgb"][0], fx["mask"])
+    raw, labels, memory_fg = [], [], []
+    for rgb in fx["rgb"][1:]:
+        core.step(rgb)
+        raw.append(core.last.logits[0])  # [1, 11, 121, 213] raw decoder output, all channels
+        labels.append(core.labels)
+        memory_fg.append(int(resize_label(core.last.label, fx["size"]).sum()))
+    return {"raw": raw, "labels": labels, "memory_fg": memory_fg, "core": core}
 
 
 def test_checkpoint_keys_and_size(model):
@@ -112,15 +112,22 @@ def test_encoder_frame0(fx, model):
         assert (diff <= 1e-5 * abssum).all(), i
 
 
+def test_reference_label(fx):
+    """The annotation resized by the core's rule is exactly the label the original was fed."""
+    inputs = fx["in"]
+    label = resize_label(torch.from_numpy(fx["mask"])[None, None], fx["size"])[0, 0].numpy().astype(np.uint8)
+    assert np.array_equal(label, _unpack(inputs["ref_label_packed"], tuple(inputs["ref_label_shape"][-2:])))
+
+
 def test_logits_frames_1_to_5(fx, run):
     expected = fx["out"]["logits"]  # [5, 2, 121, 213]
     for t, raw in enumerate(run["raw"]):
         ref = expected[t]
         rel = (raw[0, :2] - ref).abs().max().item() / ref.abs().max().item()
-        assert rel <= 1e-4, f"frame {t + 1}: relative logit error {rel:.3g}"
+        assert rel <= LOGIT_RTOL, f"frame {t + 1}: relative logit error {rel:.3g}"
         # all 11 raw channels (before masking) via their per-channel sums
         sums, ref_sums = raw[0].double().sum((1, 2)), fx["out"]["logits_allch_sum"][t]
-        bound = 1e-4 * raw[0].double().abs().sum((1, 2))
+        bound = LOGIT_RTOL * raw[0].double().abs().sum((1, 2))
         assert ((sums - ref_sums).abs() <= bound).all(), f"frame {t + 1}: channel sums"
 
 
@@ -128,24 +135,23 @@ def test_labels_frames_1_to_5(fx, run):
     out = fx["out"]
     shape = tuple(out["label_shape"])
     for t, label in enumerate(run["labels"]):
-        expected = _unpack(out["labels_packed"][t], shape)
-        got = label[0, 0].numpy().astype(np.uint8)
-        agreement = float((got == expected).mean())
-        assert agreement >= 0.999, f"frame {t + 1}: label agreement {agreement:.5f}"
-        assert torch.equal(run["fast_labels"][t], label), "fast post-processing differs from the faithful one"
-    slack = 0.001 * shape[0] * shape[1]  # consistent with the 99.9% agreement bound
-    for got, want in zip(run["memory_fg"], out["memory_label_fg"], strict=True):
-        assert abs(got - want) <= slack
-    for label, want in zip(run["labels"], out["label_fg"], strict=True):
-        assert abs(int(label.sum()) - want) <= slack
+        assert np.array_equal(label, _unpack(out["labels_packed"][t], shape)), f"frame {t + 1}: labels differ"
+    assert run["memory_fg"] == list(out["memory_label_fg"])
+    assert [int(label.sum()) for label in run["labels"]] == list(out["label_fg"])
+    assert run["core"].memory.frame_step == 5 and run["core"].memory.long_term_frames == 1
 
 
-def test_engine_step_matches(fx, model, run):
-    inputs = fx["in"]
-    ref = torch.from_numpy(_unpack(inputs["ref_label_packed"], (481, 849))).float()[None, None]
-    engine = DeAOTEngine(model)
-    state = engine.add_reference(fx["imgs"][0], ref, obj_num=1)
-    for t, img in enumerate(fx["imgs"][1:2]):
-        label = engine.step(state, img, output_size=tuple(inputs["orig_hw"]))
-        assert torch.equal(label, run["labels"][t].long())
-    assert state.frame_step == 1 and state.long_term_frames == 1
+def test_vosuite_segment_equals_the_original(fx, tmp_path):
+    """``vosuite segment`` at its defaults with the fixture weights writes the original's label maps."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in fx["in"]["frame_files"]:
+        (frames / name).symlink_to(fx["frame_dir"] / name)
+    out = tmp_path / "masks"
+    code = main(["segment", str(frames), "--mask", str(fx["mask_path"]), "--out", str(out), "--model", "deaot-t",
+                 "--checkpoint", str(FIXTURE / "weights.pt"), "--threads", "2", "--no-progress"])
+    assert code == 0
+    shape = tuple(fx["out"]["label_shape"])
+    for t, name in enumerate(fx["in"]["frame_files"][1:]):
+        written = read_mask(out / f"{Path(name).stem}.png")
+        assert np.array_equal(written, _unpack(fx["out"]["labels_packed"][t], shape)), f"frame {t + 1}"

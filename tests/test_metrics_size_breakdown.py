@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_metrics_evaluator import blank, box, evaluate
+from conftest import blank, box, evaluate
 from vosuite.cli import main
 from vosuite.errors import InputError
 from vosuite.metrics import boundary_f_measure, region_similarity

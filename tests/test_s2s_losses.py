@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 
 from vosuite.models.s2s import RS2S_DISTANCE_CLASSES
-from vosuite.training.s2s_losses import (
+from vosuite.training.methods.s2s.losses import (
     S2SLoss,
     S2SLossConfig,
     balanced_bce,

@@ -17,9 +17,10 @@ from vosuite.models.s2s import S2S
 from vosuite.training.checkpoint import LAST, load_training_checkpoint
 from vosuite.training.config import TrainConfig, load_config, save_config
 from vosuite.training.engine import Trainer
-from vosuite.training.methods import DeAOTMethod, make_method
+from vosuite.training.methods import method_class
+from vosuite.training.methods.deaot.method import DeAOTMethod
 from vosuite.training.run_log import read_metrics
-from vosuite.training.s2s_method import S2SMethod
+from vosuite.training.methods.s2s.method import S2SMethod
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {"s2s_davis16": "s2s-mnv2", "s2s_dist_davis16": "s2s-dist-mnv2", "s2spp_davis16": "s2spp-mnv2"}
@@ -45,14 +46,14 @@ def test_shipped_configs_load_and_round_trip(name: str, tmp_path: Path) -> None:
     assert load_config(save_config(config, tmp_path / "c.yaml")) == config
     assert config.method == "s2s" and config.model.name == CONFIGS[name]
     assert all(side % 32 == 0 for side in config.data.size) and config.val.split == "val-dev"
-    assert isinstance(make_method(config), S2SMethod)
+    assert isinstance(method_class(config.method)(config), S2SMethod)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_engine_steps_save_a_checkpoint_that_loads(name: str, clip_root: Path, tmp_path: Path) -> None:
     validate = name == "s2spp_davis16"  # one config also validates with the evaluator
     every = name != "s2s_davis16"  # the others stack every object of a clip (the shipped configs: one)
-    config = tiny(name, clip_root, *(["val.every=3"] if validate else []), *(["train.s2s_objects=all"] * every))
+    config = tiny(name, clip_root, *(["val.every=3"] if validate else []), *(["s2s.objects=all"] * every))
     trainer = Trainer(config, run_dir=tmp_path / "run")
     history = trainer.fit()
     assert len(history) == 3 and all(math.isfinite(r["loss"]) for r in history)
@@ -89,12 +90,12 @@ def test_resume_continues_the_same_loss_curve(clip_root: Path, tmp_path: Path) -
 
 
 def test_one_object_per_clip(clip_root: Path, tmp_path: Path) -> None:
-    method = S2SMethod(tiny("s2s_davis16", clip_root, "train.s2s_objects=one"))
+    method = S2SMethod(tiny("s2s_davis16", clip_root, "s2s.objects=one"))
     batch = {"obj_num": [3, 1, 2], "index": [10, 11, 12]}
     clips, ids = method.sequences(batch)
     assert clips.tolist() == [0, 1, 2] and 1 <= ids[0] <= 3 and ids[1] == 1 and 1 <= ids[2] <= 2
     assert torch.equal(method.sequences(batch)[1], ids)  # a function of (seed, sample index)
-    every = S2SMethod(tiny("s2s_davis16", clip_root, "train.s2s_objects=all"))
+    every = S2SMethod(tiny("s2s_davis16", clip_root, "s2s.objects=all"))
     assert [c.tolist() for c in every.sequences(batch)] == [[0, 0, 0, 1, 2, 2], [1, 2, 3, 1, 1, 2]]
 
 
@@ -103,8 +104,8 @@ def test_bad_configs_are_one_line_errors(clip_root: Path) -> None:
         S2SMethod(tiny("s2s_davis16", clip_root, "data.size=[65,100]"))
     with pytest.raises(InputError, match="S2S variants"):
         S2SMethod(tiny("s2s_davis16", clip_root, "model.name=deaot-t"))
-    with pytest.raises(InputError, match="s2s_objects"):
-        S2SMethod(tiny("s2s_davis16", clip_root, "train.s2s_objects=some"))
+    with pytest.raises(InputError, match="s2s.objects"):
+        S2SMethod(tiny("s2s_davis16", clip_root, "s2s.objects=some"))
     with pytest.raises(InputError, match="encoder_freeze_at=0"):
         S2SMethod(tiny("s2s_davis16", clip_root, "model.encoder_freeze_at=2"))
     with pytest.raises(InputError, match="method: s2s"):

@@ -52,7 +52,7 @@ def test_segment_new_object_overlay_and_report(case, tmp_path, capsys):
     assert _segment(case, out, "--masks-dir", str(case["later"]), "--overlay", str(tmp_path / "overlay.mp4")) == 0
     text = capsys.readouterr().out
     assert "fps" in text and "peak memory" in text and "(2 objects)" in text
-    assert sorted(p.name for p in out.iterdir()) == [f"{t:05d}.png" for t in range(FRAMES)]
+    assert sorted(p.name for p in out.glob("[!.]*")) == [f"{t:05d}.png" for t in range(FRAMES)]
     assert np.array_equal(read_mask(out / "00000.png"), _first_mask())
     labels = [read_mask(out / f"{t:05d}.png") for t in range(FRAMES)]
     assert all(2 not in np.unique(x) for x in labels[:3])
@@ -69,8 +69,8 @@ def test_segment_video_file_with_size(case, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["segment", str(video), "--mask", str(case["first"]), "--checkpoint", str(case["ckpt"]),
                  "--out", str(out), "--size", "32", "--no-progress"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"{t:05d}.png" for t in range(4)]
-    assert all(read_mask(p).shape == (H, W) for p in out.iterdir())
+    assert sorted(p.name for p in out.glob("[!.]*")) == [f"{t:05d}.png" for t in range(4)]
+    assert all(read_mask(p).shape == (H, W) for p in out.glob("[!.]*"))
 
 
 def test_refuses_non_empty_output(case, tmp_path, capsys):
@@ -79,8 +79,23 @@ def test_refuses_non_empty_output(case, tmp_path, capsys):
     (out / "old.png").write_bytes(b"x")
     assert _segment(case, out) == 2
     assert "not empty" in _one_line_error(capsys)
-    assert _segment(case, out, "--overwrite") == 0
-    assert not (out / "old.png").exists()
+    # --overwrite replaces only what vosuite wrote: a file it did not write is named, and kept
+    assert _segment(case, out, "--overwrite") == 2
+    assert "old.png was not written by vosuite" in _one_line_error(capsys)
+    assert (out / "old.png").read_bytes() == b"x"
+
+
+def test_overwrite_replaces_only_vosuite_outputs(case, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _segment(case, out) == 0
+    first = read_mask(out / "00005.png")
+    assert _segment(case, out, "--overwrite") == 0  # a rerun over its own outputs
+    assert np.array_equal(read_mask(out / "00005.png"), first)
+    capsys.readouterr()
+    (out / "notes.txt").write_text("mine")  # a new user puts notes beside the masks
+    assert _segment(case, out, "--overwrite") == 2
+    assert "notes.txt was not written by vosuite" in _one_line_error(capsys)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "00005.png").is_file()
 
 
 def test_mask_errors(case, tmp_path, capsys):
@@ -111,7 +126,7 @@ def test_unreadable_frame_keeps_written_outputs(case, tmp_path, capsys):
                  "--out", str(out), "--no-progress"])
     err = _one_line_error(capsys)
     assert code == 2 and "00004.jpg" in err
-    assert sorted(p.name for p in out.iterdir()) == [f"{t:05d}.png" for t in range(4)]
+    assert sorted(p.name for p in out.glob("[!.]*")) == [f"{t:05d}.png" for t in range(4)]
 
 
 def test_missing_weights_and_bad_checkpoints(case, tmp_path, capsys):
@@ -159,9 +174,9 @@ def test_half_checkpoint_keeps_the_model_and_its_inference_size(case, tmp_path, 
     full, halved = load_model(checkpoint=sized), load_model(checkpoint=tmp_path / "half.pt")
     for key, value in full.state_dict().items():
         assert torch.allclose(halved.state_dict()[key], value, rtol=1e-3, atol=1e-4), key
-    assert Segmenter(checkpoint=tmp_path / "half.pt", threads=1, progress=False).size == 48
-    assert Segmenter(checkpoint=tmp_path / "half.pt", size=32, threads=1, progress=False).size == 32
-    assert Segmenter(checkpoint=case["ckpt"], threads=1, progress=False).size is None
+    assert Segmenter(checkpoint=tmp_path / "half.pt", progress=False).size == 48
+    assert Segmenter(checkpoint=tmp_path / "half.pt", size=32, progress=False).size == 32
+    assert Segmenter(checkpoint=case["ckpt"], progress=False).size is None
     assert main(["convert", "half", str(case["root"] / "aot.pth"), str(tmp_path / "x.pt")]) == 2
     assert "not a vosuite checkpoint" in _one_line_error(capsys)
     assert main(["convert", "half", str(sized), str(tmp_path / "half.pt")]) == 2
@@ -169,10 +184,11 @@ def test_half_checkpoint_keeps_the_model_and_its_inference_size(case, tmp_path, 
 
 
 def test_python_api(case, tmp_path):
-    seg = Segmenter(checkpoint=case["ckpt"], threads=1, progress=False)
+    threads = torch.get_num_threads()
+    seg = Segmenter(checkpoint=case["ckpt"], progress=False)
     report = seg.segment(case["frames"], case["first"], tmp_path / "out", masks_dir=case["later"])
     assert report.frames == FRAMES and report.objects == 2 and report.fps > 0 and report.peak_memory_mib > 0
-    assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads  # the library sets no threads
     core = seg.core()
     rgb = np.asarray(Image.open(case["frames"] / "00000.jpg").convert("RGB"))
     prob = core.step(rgb, _first_mask())

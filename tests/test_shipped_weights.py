@@ -30,7 +30,7 @@ def test_default_model_loads_the_shipped_weights_in_float32() -> None:
     model = load_model()
     assert model.cfg.name == "deaot-t-deform" and model.default_size == 240
     assert {p.dtype for p in model.parameters()} == {torch.float32}
-    assert Segmenter(threads=1, progress=False).size == 240
+    assert Segmenter(progress=False).size == 240
 
 
 def test_demo_runs_the_shipped_student(tmp_path: Path) -> None:

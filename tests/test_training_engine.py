@@ -220,7 +220,7 @@ def test_cli_train_resume_and_plot_log(clip_root: Path, tmp_path: Path, capsys: 
 
 def test_deaot_refuses_crops_that_are_not_16n_plus_1() -> None:
     """align_corners models need 16n+1 crops: 192 px crops cost 7x in dev J&F in a pilot run."""
-    from vosuite.training.methods import DeAOTMethod, check_crop_size
+    from vosuite.training.methods.deaot.method import DeAOTMethod, check_crop_size
 
     good = load_config(SMOKE, ["data.size=[193,65]"])
     check_crop_size(good)
@@ -232,7 +232,7 @@ def test_deaot_refuses_crops_that_are_not_16n_plus_1() -> None:
 def test_trainable_encoder_norms_save_the_inference_layout(clip_root: Path, tmp_path: Path) -> None:
     """encoder_norm=batch trains nn.BatchNorm2d layers; the saved weights load strictly into the
     inference network (frozen norms) and give the live model's eval-mode output."""
-    from vosuite.training.methods import DeAOTMethod
+    from vosuite.training.methods.deaot.method import DeAOTMethod
 
     config = smoke(clip_root, "train.total_steps=2", "model.encoder_norm=batch", "model.encoder_freeze_at=0")
     trainer = Trainer(config, run_dir=tmp_path / "bn")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vosuite.training.losses import (
+from vosuite.training.methods.deaot.losses import (
     AOTLoss,
     LossConfig,
     bootstrapped_cross_entropy,

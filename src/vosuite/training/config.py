@@ -258,7 +258,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 def config_from_data(data: Mapping[str, Any]) -> TrainConfig:
     """A :class:`TrainConfig` from a parsed YAML mapping: the common sections, then the method's
     section (named after ``method``) into its ``Options`` (legacy ``train.*`` keys moved there)."""
-    from vosuite.training.methods import method_class
+    from vosuite.training.methods import list_methods, method_class
 
     data = {key: dict(value) if isinstance(value, Mapping) else value for key, value in data.items()}
     method_name = data.get("method", TrainConfig.method)
@@ -267,6 +267,10 @@ def config_from_data(data: Mapping[str, Any]) -> TrainConfig:
     method = method_class(method_name)
     if "method_options" in data:
         raise InputError(f"method_options: unknown key; the method's options go in the `{method_name}:` section")
+    for other in list_methods():
+        if other != method_name and other in data:
+            raise InputError(f"{other}: options of method {other}, but the config says `method: {method_name}` "
+                             f"(drop the section or set method: {other})")
     section = data.pop(method_name, None) or {}
     if not isinstance(section, Mapping):
         raise InputError(f"{method_name}: expected a mapping, got {section!r}")

@@ -15,11 +15,13 @@ from vosuite.training.data.augment import (
     random_scale_crop,
     warp_clip,
 )
+from vosuite.inference.preprocess import MEAN as IMAGENET_MEAN
+from vosuite.inference.preprocess import STD as IMAGENET_STD
 from vosuite.training.data.clips import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     ClipConfig,
     ClipDataset,
+    collate_clips,
+    labelled_clips,
     load_clip,
     loader_options,
     relabel_by_reference,
@@ -49,6 +51,8 @@ __all__ = [
     "cut_object",
     "elastic",
     "horizontal_flip",
+    "collate_clips",
+    "labelled_clips",
     "load_clip",
     "object_path",
     "paste_objects",
