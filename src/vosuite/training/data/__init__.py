@@ -1,5 +1,7 @@
 """Training data: clips sampled from vosuite datasets, their augmentations, pasted objects, static pseudo-videos."""
 
+from vosuite.inference.preprocess import MEAN as IMAGENET_MEAN
+from vosuite.inference.preprocess import STD as IMAGENET_STD
 from vosuite.training.data.augment import (
     AffineConfig,
     Clip,
@@ -15,8 +17,6 @@ from vosuite.training.data.augment import (
     random_scale_crop,
     warp_clip,
 )
-from vosuite.inference.preprocess import MEAN as IMAGENET_MEAN
-from vosuite.inference.preprocess import STD as IMAGENET_STD
 from vosuite.training.data.clips import (
     ClipConfig,
     ClipDataset,
