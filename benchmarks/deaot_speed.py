@@ -81,14 +81,16 @@ def build_core(variant: str, channels_last: bool, threads: int, size: int | None
     the Segmenter's DeAOT memory options (long_term_gap, max_memory_frames)."""
     import torch
 
+    from vosuite.cpu import set_threads
     from vosuite.models import build
     from vosuite.segment import Segmenter
 
+    set_threads(threads)
     torch.manual_seed(0)
     model = build(variant)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return Segmenter(model=model, size=size, threads=threads, progress=False, **memory).core()
+    return Segmenter(model=model, size=size, progress=False, **memory).core()
 
 
 def worker(args: argparse.Namespace) -> None:

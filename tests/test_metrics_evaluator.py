@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import H, W, blank, box, evaluate, write_predictions, write_tree  # noqa: F401
 from vosuite.datasets import VideoRecord, open_dataset
 from vosuite.errors import InputError
 from vosuite.io.masks import write_mask
@@ -21,7 +22,6 @@ from vosuite.metrics import boundary_f_measure, region_similarity
 from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
 from vosuite.metrics.results import COLUMNS, EvaluationResult
 
-from conftest import H, W, blank, box, evaluate, write_predictions, write_tree  # noqa: F401
 
 def by_key(result: EvaluationResult) -> dict:
     return {obj.key: obj for obj in result.objects}

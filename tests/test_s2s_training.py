@@ -19,8 +19,8 @@ from vosuite.training.config import TrainConfig, load_config, save_config
 from vosuite.training.engine import Trainer
 from vosuite.training.methods import method_class
 from vosuite.training.methods.deaot.method import DeAOTMethod
-from vosuite.training.run_log import read_metrics
 from vosuite.training.methods.s2s.method import S2SMethod
+from vosuite.training.run_log import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {"s2s_davis16": "s2s-mnv2", "s2s_dist_davis16": "s2s-dist-mnv2", "s2spp_davis16": "s2spp-mnv2"}

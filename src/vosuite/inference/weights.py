@@ -107,6 +107,13 @@ def _dataclass_from_dict(cls: type, data: Mapping) -> object:
 
 
 def load_model(model: str | None = None, checkpoint: str | Path | None = None) -> DeAOT | S2S:
+    """See :func:`_load_model`; the network's random initialisation (overwritten by the weights)
+    runs on a forked RNG, so loading leaves the caller's torch RNG state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        return _load_model(model, checkpoint)
+
+
+def _load_model(model: str | None = None, checkpoint: str | Path | None = None) -> DeAOT | S2S:
     """The network with weights: from ``checkpoint`` (vosuite format, any family; aot-benchmark or
     plain state dicts) or the packaged weights of ``model``. A vosuite checkpoint carries its
     family and config; ``model``, if given, must name the same variant. A plain state dict is

@@ -1,0 +1,83 @@
+"""The model registry: one place names every model; create_model / list_models; `vosuite models`;
+the shipped weights' sha256; model cards."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vosuite
+from vosuite import registry
+from vosuite.cli import build_parser, main
+from vosuite.errors import InputError
+from vosuite.inference.weights import save_checkpoint
+from vosuite.models import DEFORMABLE_VARIANTS, S2S, S2S_VARIANTS, VARIANTS, DeAOT
+
+
+def test_every_network_config_has_one_registered_name() -> None:
+    tables = [*VARIANTS, *DEFORMABLE_VARIANTS, *S2S_VARIANTS]
+    assert sorted(vosuite.list_models()) == sorted(tables)
+    assert vosuite.list_models("s2s") == list(S2S_VARIANTS)
+    for name in vosuite.list_models():
+        spec = registry.get_spec(name)
+        assert spec.config().name == name and registry.family_of(name).name == spec.family
+
+
+def test_lookup_ignores_case_and_underscores() -> None:
+    assert registry.get_spec("DeAOT_T_Deform").name == "deaot-t-deform"
+    with pytest.raises(InputError, match=r"unknown model 'deaot-xl'; known: deaot-t, .* \(see `vosuite models`\)"):
+        registry.get_spec("deaot-xl")
+
+
+def test_create_model_default_random_and_path(tmp_path: Path) -> None:
+    shipped = vosuite.create_model("deaot-t-deform")
+    assert isinstance(shipped, DeAOT) and not shipped.training and shipped.default_size == 240
+    torch.manual_seed(0)
+    random = vosuite.create_model("s2s-mnv2", weights=None)
+    assert isinstance(random, S2S) and random.default_size is None
+    path = save_checkpoint(random, tmp_path / "s2s.pt", inference_size=96)
+    loaded = vosuite.create_model("s2s-mnv2", weights=path)
+    assert loaded.default_size == 96
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in random.state_dict().items())
+    with pytest.raises(InputError, match="no trained weights for deaot-l ship"):
+        vosuite.create_model("deaot-l")
+    with pytest.raises(InputError, match="holds s2s-mnv2 weights, not s2spp-mnv2"):
+        vosuite.create_model("s2spp-mnv2", weights=path)
+
+
+def test_shipped_weights_match_their_registered_sha256(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = registry.get_spec(registry.DEFAULT_MODEL)
+    assert registry.file_sha256(spec.weights_path) == spec.sha256
+    damaged = dataclasses.replace(spec, sha256="0" * 64)
+    monkeypatch.setitem(registry.MODELS, spec.name, damaged)
+    with pytest.raises(InputError, match="sha256 .* differs from the registered 000000000000"):
+        vosuite.create_model(spec.name)
+
+
+def test_model_card_fields_and_rows() -> None:
+    spec = registry.get_spec("deaot-t-deform")
+    assert registry.card_fields(spec)["dev_jf"] == "0.431"
+    assert registry.card_fields(registry.get_spec("deaot-l")) == {}
+    row = next(r for r in registry.model_rows("deaot") if r.name == "deaot-t-deform")
+    assert (row.ships, row.size, row.dev_jf, row.default) == (True, 240, "0.431", True)
+    assert row.parameters == sum(p.numel() for p in vosuite.create_model("deaot-t-deform").parameters())
+
+
+def test_vosuite_models_prints_the_table(capsys: pytest.CaptureFixture) -> None:
+    assert main(["models", "--family", "deaot"]) == 0
+    out = capsys.readouterr().out
+    assert "deaot-t-deform (default)" in out and "0.431" in out and "ships" in out and "s2spp" not in out
+    assert main(["models", "--family", "xyz"]) == 2
+
+
+def test_cli_help_names_the_registered_models_without_importing_torch() -> None:
+    segment = build_parser()._subparsers._group_actions[0].choices["segment"]
+    help_text = segment.format_help()
+    assert "r50-deaot-l-deform" in help_text and "s2spp-mnv2" in help_text
+    code = "import sys, vosuite.cli; vosuite.cli.build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
