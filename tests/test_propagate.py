@@ -52,6 +52,15 @@ def test_propagate_equals_segment_for_paths_and_arrays(case: dict[str, Path], tm
     assert 2 not in from_path[2][1] and (from_path[3][1][40:60, 53:83] == 2).all()
 
 
+def test_a_0_255_prompt_is_one_object(case: dict[str, Path]) -> None:
+    seg = Segmenter(checkpoint=case["ckpt"], progress=False)
+    ids = read_mask(case["first"])
+    binary = np.where(ids > 0, 255, 0).astype(np.uint8)
+    expected = list(seg.propagate(case["frames"], {0: ids}))
+    got = list(seg.propagate(case["frames"], {0: binary}))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(expected, got, strict=True))
+
+
 def test_propagate_errors(case: dict[str, Path]) -> None:
     seg = Segmenter(checkpoint=case["ckpt"], progress=False)
     rgb = [frame.rgb for frame in open_frames(case["frames"])][:3]

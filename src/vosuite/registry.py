@@ -21,6 +21,7 @@ A new model registers with one :func:`register_model` line below (a new family w
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -299,22 +300,13 @@ def model_rows(family: str | None = None) -> list[ModelRow]:
 # The families and their models
 # ---------------------------------------------------------------------------------------------
 
-def _deaot_network() -> type:
-    from vosuite.models.deaot import DeAOT
-
-    return DeAOT
-
-
-def _deaot_config_class() -> type:
-    from vosuite.models.deaot import DeAOTConfig
-
-    return DeAOTConfig
-
-
-def _deaot_config(name: str) -> Any:
-    from vosuite.models.deaot import get_config
-
-    return get_config(name)
+def _lazy(path: str) -> Callable[..., Any]:
+    """``module:attribute`` imported on first use (the registry itself imports no torch)."""
+    def load(*args: Any) -> Any:
+        module, _, attribute = path.partition(":")
+        value = getattr(importlib.import_module(module), attribute)
+        return value(*args) if args else value
+    return load
 
 
 def _deaot_core(model: nn.Module, size: int | None, options: CoreOptions, device: str = "cpu") -> VideoCore:
@@ -328,24 +320,6 @@ def _deaot_core(model: nn.Module, size: int | None, options: CoreOptions, device
     return InferenceCore(model, memory, size, device=device)
 
 
-def _s2s_network() -> type:
-    from vosuite.models.s2s import S2S
-
-    return S2S
-
-
-def _s2s_config_class() -> type:
-    from vosuite.models.s2s import S2SConfig
-
-    return S2SConfig
-
-
-def _s2s_config(name: str) -> Any:
-    from vosuite.models.s2s import get_s2s_config
-
-    return get_s2s_config(name)
-
-
 def _s2s_core(model: nn.Module, size: int | None, options: CoreOptions, device: str = "cpu") -> VideoCore:
     from vosuite.inference.s2s import MERGES, S2SInferenceCore
 
@@ -355,10 +329,11 @@ def _s2s_core(model: nn.Module, size: int | None, options: CoreOptions, device: 
     return S2SInferenceCore(model, size, options.merge or MERGES[0], device=device)
 
 
-register_family(Family("deaot", _deaot_network, _deaot_config_class, _deaot_config, _deaot_core,
+register_family(Family("deaot", _lazy("vosuite.models.deaot:DeAOT"), _lazy("vosuite.models.deaot:DeAOTConfig"),
+                       _lazy("vosuite.models.deaot:get_config"), _deaot_core,
                        recipe="configs/deaot_t_davis16.yaml", converter="aot"))
-register_family(Family("s2s", _s2s_network, _s2s_config_class, _s2s_config, _s2s_core,
-                       recipe="configs/s2spp_davis16.yaml"))
+register_family(Family("s2s", _lazy("vosuite.models.s2s:S2S"), _lazy("vosuite.models.s2s:S2SConfig"),
+                       _lazy("vosuite.models.s2s:get_s2s_config"), _s2s_core, recipe="configs/s2spp_davis16.yaml"))
 
 _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "DeAOT-S: MobileNetV2, 2 GPM layers",
                     "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",

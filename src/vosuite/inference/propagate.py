@@ -6,8 +6,8 @@
 
 ``video`` is a video file or a frames folder (decoded one frame at a time) or any iterable of RGB
 uint8 arrays [H, W, 3]. ``prompts`` maps a frame index to a label map [H, W] of object ids (0 =
-background, 255 = void): its objects overwrite the prediction there and are followed from there
-on, new ids included; a prompt may also be a function of the frame size (H, W) returning the
+background, 255 = void; a mask holding only 0 and 255, DAVIS-2016 style, is one object): its
+objects overwrite the prediction there and are followed from there on, new ids included; a prompt may also be a function of the frame size (H, W) returning the
 label map, so masks are read only when their frame comes. Memory stays bounded: one frame and one
 label map at a time, plus the core's capped memory.
 """
@@ -22,6 +22,7 @@ import numpy as np
 
 from vosuite.errors import InputError
 from vosuite.inference.core import VideoCore
+from vosuite.io.masks import ids_from_binary_0_255
 
 #: A prompt: a label map, or a function of the frame size (H, W) that reads one.
 Prompt = np.ndarray | Callable[[tuple[int, int]], np.ndarray]
@@ -50,6 +51,8 @@ def propagate(core: VideoCore, video: Video, prompts: Mapping[int, Prompt]) -> I
         prompt = pending.pop(index, None)
         if callable(prompt):
             prompt = prompt(tuple(np.asarray(rgb).shape[:2]))
+        elif prompt is not None:
+            prompt = ids_from_binary_0_255(np.asarray(prompt))  # a 0/255 mask is one object, as in files
         core.step(rgb, prompt)
         yield index, core.labels
     if pending:
