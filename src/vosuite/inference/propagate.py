@@ -7,8 +7,9 @@
 ``video`` is a video file or a frames folder (decoded one frame at a time) or any iterable of RGB
 uint8 arrays [H, W, 3]. ``prompts`` maps a frame index to a label map [H, W] of object ids (0 =
 background, 255 = void; a mask holding only 0 and 255, DAVIS-2016 style, is one object): its
-objects overwrite the prediction there and are followed from there on, new ids included; a prompt may also be a function of the frame size (H, W) returning the
-label map, so masks are read only when their frame comes. Memory stays bounded: one frame and one
+objects overwrite the prediction there and are followed from there on, new ids included. A
+prompt may also be a function of the frame size (H, W) returning the label map, so masks are read
+only when their frame comes. Memory stays bounded: one frame and one
 label map at a time, plus the core's capped memory.
 """
 

@@ -12,7 +12,7 @@ Pieces (checkpoint prefixes in brackets):
 * decoder [``decoder``]: :class:`~vosuite.nn.fpn_decoder.FPNSegmentationHead`.
 * sine position embedding (no parameters; built by the engine, unused by the GPM layers).
 
-The module is stateless: per-video memory lives in :mod:`vosuite.inference.deaot`.
+The module is stateless: per-video memory lives in :mod:`vosuite.inference.memory`.
 
 ``attention="deformable"`` (variants ``*-deform``) uses the Gated Deformable Attention of
 Truong et al. (arXiv 2401.13937, Sec. 3) in every GPM layer; such a model loads the vanilla

@@ -6,7 +6,7 @@
 * S2S++: Azimi et al., "Revisiting Sequence-to-Sequence Video Object Segmentation with Multi-Task
   Loss and Skip-Memory", ICPR 2020 (arXiv 2004.12170), Sec. III: *skip-memory* (ConvLSTMs on the
   stride-16 and stride-8 skip connections, initialised by the initializer as well) and a
-  *distance-class head* trained with the multi-task loss of :mod:`vosuite.training.s2s_losses`.
+  *distance-class head* trained with the multi-task loss of :mod:`vosuite.training.methods.s2s.losses`.
 
 The layout follows the authors' code (RS2S ``networks.py``: ``Initializer``, ``EncoderVGGUnet``,
 ``ConvLSTMCell``, ``DecoderSkip``; ``train.py`` for the cell sizes); ``docs/s2s.md`` lists the
