@@ -125,10 +125,19 @@ class DeAOT(nn.Module):
 
     # -- per-frame pieces -------------------------------------------------------------------
     def encode_image(self, img: torch.Tensor) -> list[torch.Tensor]:
-        """img [N, 3, H, W] normalised -> [s4, s8, s16, projected s16 (embed_dim ch)]."""
+        """img [N, 3, H, W] normalised -> [s4, s8, s16, projected s16 (embed_dim ch)]. A network
+        moved to ``torch.channels_last`` gets its input in that layout too (faster convolutions
+        on CPUs, forward and backward)."""
+        if self.uses_channels_last() and not img.is_contiguous(memory_format=torch.channels_last):
+            img = img.contiguous(memory_format=torch.channels_last)
         feats = list(self.encoder(img))
         feats[-1] = self.encoder_projector(feats[-1])
         return feats
+
+    def uses_channels_last(self) -> bool:
+        """Whether the encoder's stem convolution is stored channels-last (``model.to(memory_format=...)``)."""
+        stem = next(m for m in self.encoder.modules() if isinstance(m, nn.Conv2d)).weight
+        return stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
 
     def id_embedding(self, one_hot: torch.Tensor) -> torch.Tensor:
         """one_hot [N, num_ids, H, W] -> ID embedding tokens [h*w, N, embed_dim] (conv + LayerNorm)."""
@@ -142,7 +151,7 @@ class DeAOT(nn.Module):
         if label.dim() == 3:
             label = label.unsqueeze(1)
         ids = torch.arange(self.cfg.num_ids, device=label.device).view(1, -1, 1, 1)
-        return (label == ids).float()
+        return (label == ids).to(self.patch_wise_id_bank.weight.dtype)
 
     @staticmethod
     def position_embedding(feat: torch.Tensor) -> torch.Tensor:

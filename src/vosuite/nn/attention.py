@@ -28,6 +28,11 @@ from torch import nn
 
 # Bytes one row-band chunk of the local attention may use for its gathered keys/values.
 LOCAL_CHUNK_BYTES = 48 * 2**20
+#: Maps with at most this many tokens per window slot run the short-term attention densely
+#: (all hw x hw scores, out-of-window ones masked): on small maps (training crops: 13 x 13 tokens
+#: against a 15 x 15 window) that is cheaper than gathering row bands, the same softmax up to
+#: rounding. Inference maps (e.g. 16 x 28 at the shipped student's size 240) stay windowed.
+DENSE_LOCAL_MAX_TOKENS_PER_SLOT = 1.0
 
 
 def silu(x: torch.Tensor) -> torch.Tensor:
@@ -215,6 +220,47 @@ def local_weighted_sum(attn: torch.Tensor, v: torch.Tensor, radius: int) -> torc
     return torch.cat(out, dim=1).permute(0, 2, 1, 3)  # [B, C, h, w]
 
 
+def window_slots(height: int, width: int, radius: int, device: torch.device | None = None) -> torch.Tensor:
+    """[h*w (query), h*w (key)] long: the window slot ``(dy + r) * (2r+1) + (dx + r)`` at which the
+    key lies in the query's window, or -1 outside it."""
+    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    dy = ys.view(1, -1) - ys.view(-1, 1)  # [q, k]
+    dx = xs.view(1, -1) - xs.view(-1, 1)
+    inside = (dy.abs() <= radius) & (dx.abs() <= radius)
+    slots = (dy + radius) * (2 * radius + 1) + (dx + radius)
+    return torch.where(inside, slots, torch.full_like(slots, -1))
+
+
+def dense_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, radius: int,
+                          dropout: nn.Module | None = None, need_attn: bool = False
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The windowed attention of :class:`LocalGatedPropagation` computed densely, for small maps.
+
+    q (already scaled), k [B, D, h, w]; v [B, C, h, w]; bias [B, (2r+1)^2, h*w] (the per-slot
+    logit term). Scores of every query against every key, plus the bias of the key's window slot;
+    keys outside the window get -1e8 (exactly zero weight, as the window's padding slots get), then
+    softmax over the keys and the weighted sum. Returns (out [B, C, h, w], window weights
+    [B, (2r+1)^2, h*w] as the windowed form gives them, when ``need_attn``).
+    """
+    b, d, h, w = q.shape
+    slots = window_slots(h, w, radius, q.device)  # [hw, hw]
+    inside = slots >= 0
+    logits = q.flatten(2).transpose(1, 2) @ k.flatten(2)  # [B, hw_q, hw_k]
+    per_slot = bias.transpose(1, 2)  # [B, hw_q, slots]
+    logits = logits + per_slot.gather(2, slots.clamp(min=0).expand(b, -1, -1))
+    logits = logits.masked_fill(~inside, -1e8 if logits.dtype == torch.float32 else -1e4)
+    attn = torch.softmax(logits, dim=-1)
+    if dropout is not None:
+        attn = dropout(attn)
+    out = (v.flatten(2) @ attn.transpose(1, 2)).view(b, -1, h, w)  # [B, C, h, w]
+    if not need_attn:
+        return out, None
+    window = attn.new_zeros(b, h * w, bias.shape[1])  # [B, hw_q, slots]
+    window.scatter_add_(2, slots.clamp(min=0).expand(b, -1, -1), attn * inside)  # outside: adds 0
+    return out, window.transpose(1, 2)
+
+
 def window_padding_mask(height: int, width: int, radius: int, device: torch.device | None = None) -> torch.Tensor:
     """[1, 1, (2r+1)^2, h*w] float: 1 where the window slot falls outside the map."""
     ones = torch.ones(1, 1, height, width, device=device)
@@ -268,13 +314,25 @@ class LocalGatedPropagation(nn.Module):
         rel = self.relative_emb_k(q).view(n, heads, slots, h * w)  # [N, H, win^2, hw]
         q = (q / self.temperature).reshape(n * heads, self.d_att, h, w)
         k = k.reshape(n * heads, self.d_att, h, w)
+        if h * w <= DENSE_LOCAL_MAX_TOKENS_PER_SLOT * slots:
+            agg, attn = dense_local_attention(q, k, v.reshape(n * heads, self.hidden_dim, h, w),
+                                              rel.reshape(n * heads, slots, h * w), self.max_dis, self.dropout,
+                                              need_attn)
+            attn = None if attn is None else attn.view(n, heads, slots, h * w)
+            return self.gate_and_project_local(agg, u, size_2d), attn
         logits = local_dot(q, k, self.max_dis).view(n, heads, slots, h * w)
         logits = logits + rel
         logits = logits - self._padding_mask(h, w, q.device) * (1e8 if logits.dtype == torch.float32 else 1e4)
         attn = self.dropout(torch.softmax(logits, dim=2))  # [N, H, win^2, hw]
         agg = local_weighted_sum(attn.view(n * heads, slots, h, w),
                                  v.reshape(n * heads, self.hidden_dim, h, w), self.max_dis)
-        agg = agg.reshape(n, heads, self.hidden_dim, h * w).permute(3, 0, 1, 2).reshape(h * w, n, -1)
-        out = agg * u  # [hw, N, expand]
-        out = self.dw_conv(out, size_2d)
-        return self.projection(out), (attn if need_attn else None)  # [hw, N, d_vu]
+        return self.gate_and_project_local(agg, u, size_2d), (attn if need_attn else None)
+
+    def gate_and_project_local(self, agg: torch.Tensor, u: torch.Tensor, size_2d: tuple[int, int]) -> torch.Tensor:
+        """Aggregated values [N*H, hd, h, w] -> gate by ``u`` [hw, N, expand], 5x5 depthwise conv,
+        linear -> [hw, N, d_vu]."""
+        h, w = size_2d
+        n = u.shape[1]
+        agg = agg.reshape(n, self.num_head, self.hidden_dim, h * w).permute(3, 0, 1, 2).reshape(h * w, n, -1)
+        out = self.dw_conv(agg * u, size_2d)  # [hw, N, expand]
+        return self.projection(out)  # [hw, N, d_vu]

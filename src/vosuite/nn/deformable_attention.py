@@ -130,16 +130,17 @@ def sample_frames(frames: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
     frames [B, C, T, h, w] (any strides, e.g. a view of memory tokens); points [B, hk, wk, 2] (x, y)
     pixels -> [B, C, T*hk*wk] (order t, y, x). A point outside the map is clamped to it (border).
-    One trilinear ``grid_sample`` over (t, y, x) with t on exact frame indices, so frames never mix.
+    The T frames are folded into the batch of one 4-D bilinear ``grid_sample``, so frames never
+    mix (the same numbers as a trilinear 5-D ``grid_sample`` on exact frame indices, and several
+    times faster, backward included).
     """
-    b, _, t, h, w = frames.shape
+    b, c, t, h, w = frames.shape
     hk, wk = points.shape[1:3]
     scale = points.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
-    xy = (points * scale - 1).unsqueeze(1).expand(b, t, hk, wk, 2)  # align_corners=True coordinates
-    z = torch.linspace(-1.0, 1.0, t, device=points.device, dtype=points.dtype) if t > 1 else points.new_zeros(1)
-    grid = torch.cat([xy, z.view(1, t, 1, 1, 1).expand(b, t, hk, wk, 1)], dim=-1)  # [B, T, hk, wk, 3]
-    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out.reshape(b, -1, t * hk * wk)
+    grid = (points * scale - 1).unsqueeze(1).expand(b, t, hk, wk, 2).reshape(b * t, hk, wk, 2)  # align_corners
+    images = frames.transpose(1, 2).reshape(b * t, c, h, w)  # [B*T, C, h, w]
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.view(b, t, c, hk * wk).transpose(1, 2).reshape(b, c, t * hk * wk)
 
 
 def token_frames(x: torch.Tensor, size_2d: tuple[int, int], groups: int) -> torch.Tensor:

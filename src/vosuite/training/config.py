@@ -87,6 +87,7 @@ class TrainSection:
     batch_size: int = 16  # TRAIN_BATCH_SIZE, global (split over the ranks)
     seed: int = 0
     amp: bool = False  # bf16 autocast (off: slower than fp32 on CPU)
+    channels_last: bool = False  # the network in channels-last layout (faster convolutions on CPU)
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch threads per process
     log_every: int = 10

@@ -198,6 +198,8 @@ class Trainer:
             torch.set_num_threads(config.train.threads)
         self._seed(config.train.seed)
         self.model = self.method.build_model().to(self.context.device)
+        if config.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.auxiliary = freeze_auxiliary(self.method.auxiliary_modules(), self.context.device)
         self.ema = ExponentialMovingAverage(self.model, ema_decay(config.train.total_steps, config.optim.ema_ratio))
         optim = config.optim

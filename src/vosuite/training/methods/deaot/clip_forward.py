@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vosuite.inference.memory import GroupMemory, MemoryConfig, remember_frame, remember_reference
+from vosuite.inference.merge import argmax_channels
 from vosuite.models.deaot import DeAOT
 from vosuite.nn.gpm import PropagationAttention
 
@@ -97,7 +98,7 @@ class ClipForward:
         """Argmax label [B, 1, H, W] at the input size (aot-benchmark ``predict_current_mask``)."""
         size = tuple(self.labels.shape[-2:])
         up = F.interpolate(logits.detach(), size=size, mode="bilinear", align_corners=self.model.cfg.align_corners)
-        return up.argmax(dim=1, keepdim=True)
+        return argmax_channels(up)
 
     def run(self, frames: torch.Tensor, plan: ClipPlan) -> ClipOutput:
         """Propagate the clip: see :class:`ClipOutput`."""
