@@ -244,3 +244,31 @@ def test_loss_falls_when_over_fitting_one_clip(name: str, clip_root: Path) -> No
         losses.append(float(loss.detach()))
     assert all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-3:]) < bound * np.mean(losses[:3]), losses
+
+
+# -- wall-clock budget ---------------------------------------------------------------------------
+
+
+def test_time_budget_stops_cleanly_and_resumes(clip_root: Path, tmp_path: Path, capsys) -> None:
+    from vosuite.cli import main
+    from vosuite.inference.weights import load_model
+    from vosuite.training.config import parse_duration
+    from vosuite.training.run_log import read_metrics
+
+    assert parse_duration("1h30m") == 5400 and parse_duration("90") == 90 and parse_duration("2.5s") == 2.5
+    with pytest.raises(InputError, match="not a duration"):
+        parse_duration("soon")
+    out = tmp_path / "runs"  # outside the checkout, as long runs should be
+    code = main(["train", "--config", str(SMOKE), f"data.root={clip_root}", f"val.root={clip_root}",
+                 "train.total_steps=500", "train.time_budget=1.5s", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    run = next(out.iterdir())
+    assert "time budget 1.5s reached" in text and f"--resume {run}" in text
+    step = load_training_checkpoint(run / LAST)["step"]
+    assert 0 < step < 500 and (run / "latest.pt").is_file() and not (run / "final.pt").exists()
+    assert load_model(checkpoint=run / "latest.pt").cfg.name == "deaot-t"
+    stops = [row for row in read_metrics(run) if row.get("kind") == "stop"]
+    assert len(stops) == 1 and stops[0]["step"] == step
+    assert main(["train", "--resume", str(run), f"train.total_steps={step + 2}", "train.time_budget=null"]) == 0
+    assert load_training_checkpoint(run / LAST)["step"] == step + 2 and (run / "final.pt").is_file()

@@ -308,6 +308,10 @@ def _run_train(args: argparse.Namespace) -> int:
     trainer = train(args.config, args.overrides, resume=args.resume, out=args.out)
     if trainer.context.is_main:
         print(f"run: {trainer.run_dir} (step {trainer.step})")
+        if trainer.stopped_by_budget:
+            budget = trainer.config.train.time_budget
+            print(f"stopped at step {trainer.step} of {trainer.config.train.total_steps}: time budget {budget} "
+                  f"reached; continue with `vosuite train --resume {trainer.run_dir}`")
     return 0
 
 

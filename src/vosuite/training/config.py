@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -92,6 +93,10 @@ class TrainSection:
     threads: int | None = None  # torch threads per process
     log_every: int = 10
     checkpoint_every: int = 1000
+    # wall-clock budget of this process ("90m", "1h30m", "3600" seconds): then last.pt and latest.pt
+    # (EMA weights) are written and the run stops cleanly; `vosuite train --resume` continues it
+    time_budget: str | None = None
+    checkpoint_minutes: float | None = 10.0  # also write last.pt every N minutes (None: steps only)
     find_unused_parameters: bool = True  # DDP: the ID bank gets no gradient in sequential training
     progress: bool = True
 
@@ -213,6 +218,26 @@ def to_dict(config: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Overrides, files
 # ---------------------------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
+
+
+def parse_duration(text: str | None, key: str = "train.time_budget") -> float | None:
+    """Seconds of ``"90m"``, ``"1h30m"``, ``"45s"``, ``"2h"`` or a plain number of seconds; None stays None."""
+    if text is None:
+        return None
+    value = str(text).strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
+            raise InputError(f"{key}: {text!r} is not a duration (e.g. 90m, 1h30m, 3600)") from None
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise InputError(f"{key}: {text!r} must be positive")
+    return seconds
+
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.lr=1e-4"`` -> (["train", "lr"], 1e-4); the value is a YAML scalar / flow list."""

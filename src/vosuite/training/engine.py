@@ -51,6 +51,7 @@ from vosuite.training.config import (
     config_from_data,
     config_to_dict,
     load_config,
+    parse_duration,
     read_yaml,
     save_config,
 )
@@ -71,6 +72,8 @@ from vosuite.training.schedule import Schedule, param_groups
 
 CONFIG_FILE = "config.yaml"
 FINAL = "final.pt"
+#: EMA weights written when a run stops at its time budget (a vosuite checkpoint, like final.pt).
+LATEST = "latest.pt"
 VAL_METRIC = "J&F-Mean"
 
 
@@ -208,6 +211,9 @@ class Trainer:
         self.schedule = Schedule(optim.lr, optim.min_lr, config.train.total_steps, optim.warmup_ratio, optim.power,
                                  optim.cosine, optim.encoder_lr_ratio)
         self.step, self.best, self.history = 0, BestScore(), []
+        self.budget_seconds = parse_duration(config.train.time_budget)
+        self.stopped_by_budget = False
+        self._clock = self._last_save = time.monotonic()
         if resume:
             self._load(self.run_dir / LAST)
         self.wrapped = self._wrap()
@@ -242,6 +248,10 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def _save(self) -> None:
+        self._last_save = time.monotonic()
+        self._write_last()
+
+    def _write_last(self) -> None:
         payload = {"step": self.step, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                    "optimizer": self.optimizer.state_dict(), "scheduler": {"step": self.step},
                    "best": {"score": self.best.score, "step": self.best.step}, "config": config_to_dict(self.config)}
@@ -293,6 +303,7 @@ class Trainer:
             save_config(self.config, self.run_dir / CONFIG_FILE)
         log = MetricsLog(self.run_dir, resume_step=self.step) if main else None
         total = self.config.train.total_steps
+        self._clock = self._last_save = time.monotonic()
         batches = batch_stream(self.config, self.method.build_data(self.model), self.step, self.context)
         history: list[dict[str, float]] = []
         try:
@@ -304,6 +315,9 @@ class Trainer:
                     if stop_after is not None and len(history) >= stop_after:
                         return history
                     self._after_step(logs, log)
+                    if self._out_of_time(logs["seconds"]):
+                        self._stop_for_budget(log)
+                        return history
             if main:
                 self.ema_model_save(self.run_dir / FINAL)
         finally:
@@ -318,8 +332,28 @@ class Trainer:
             log.write("train", self.step, logs)
         if self.config.val.every and (self.step % self.config.val.every == 0 or last):
             self._validate(log)
-        if self.context.is_main and (self.step % train.checkpoint_every == 0 or last):
+        minutes = train.checkpoint_minutes
+        timed = minutes is not None and time.monotonic() - self._last_save >= 60 * minutes
+        if self.context.is_main and (self.step % train.checkpoint_every == 0 or last or timed):
             self._save()
+        barrier(self.context)
+
+    def _out_of_time(self, step_seconds: float) -> bool:
+        """Whether another step would pass this process's time budget (rank 0 decides for all)."""
+        if self.budget_seconds is None or self.step >= self.config.train.total_steps:
+            return False
+        elapsed = time.monotonic() - self._clock
+        return broadcast_float(float(elapsed + step_seconds >= self.budget_seconds), self.context) > 0.5
+
+    def _stop_for_budget(self, log: MetricsLog | None) -> None:
+        """Checkpoint (last.pt to resume, latest.pt with the EMA weights) and note the stop."""
+        self.stopped_by_budget = True
+        if self.context.is_main:
+            self._save()
+            self.ema_model_save(self.run_dir / LATEST)
+            if log is not None:
+                log.write("stop", self.step, {"reason_time_budget_s": float(self.budget_seconds),
+                                              "elapsed_s": time.monotonic() - self._clock})
         barrier(self.context)
 
     def _validate(self, log: MetricsLog | None) -> None:
