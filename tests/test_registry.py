@@ -17,10 +17,11 @@ from vosuite.cli import build_parser, main
 from vosuite.errors import InputError
 from vosuite.inference.weights import save_checkpoint
 from vosuite.models import DEFORMABLE_VARIANTS, S2S, S2S_VARIANTS, VARIANTS, DeAOT
+from vosuite.models.baseline import BASELINES
 
 
 def test_every_network_config_has_one_registered_name() -> None:
-    tables = [*VARIANTS, *DEFORMABLE_VARIANTS, *S2S_VARIANTS]
+    tables = [*VARIANTS, *DEFORMABLE_VARIANTS, *S2S_VARIANTS, *BASELINES]
     assert sorted(vosuite.list_models()) == sorted(tables)
     assert vosuite.list_models("s2s") == list(S2S_VARIANTS)
     for name in vosuite.list_models():
@@ -64,7 +65,9 @@ def test_model_card_fields_and_rows() -> None:
     assert registry.card_fields(spec)["dev_jf"] == "0.431"
     assert registry.card_fields(registry.get_spec("deaot-l")) == {}
     row = next(r for r in registry.model_rows("deaot") if r.name == "deaot-t-deform")
-    assert (row.ships, row.size, row.dev_jf, row.default) == (True, 240, "0.431", True)
+    assert (row.ships, row.size, row.dev_jf, row.chair_jf, row.default) == (True, 240, "0.431", "0.081", True)
+    flow = next(r for r in registry.model_rows("baseline") if r.name == "flow")
+    assert (flow.ships, flow.parameters, flow.dev_jf, flow.chair_jf) == (None, 0, "0.378", "0.756")
     assert row.parameters == sum(p.numel() for p in vosuite.create_model("deaot-t-deform").parameters())
 
 

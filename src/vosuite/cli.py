@@ -171,8 +171,9 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("models", help="list the models: family, parameters, shipped weights, scores",
                                  description="Every registered model: its family, parameter count, whether trained "
                                              "weights ship with vosuite, the internal size they were trained for and "
-                                             "their DAVIS-2016 val-dev J&F (from the model card).")
-    parser.add_argument("--family", help="only this family (deaot, s2s)")
+                                             "their DAVIS-2016 val-dev and PUMaVOS chair J&F (from the model cards), "
+                                             "next to the training-free baselines (flow, flow-dis, copy-first).")
+    parser.add_argument("--family", help="only this family (deaot, s2s, baseline)")
 
 
 def _add_plot_log(commands: argparse._SubParsersAction) -> None:

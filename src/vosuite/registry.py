@@ -64,6 +64,7 @@ class Family:
 
     Attributes:
         name: the value of a vosuite checkpoint's ``model.family``.
+        trained: whether its models learn weights (False: training-free baselines, never load any).
         network: ``() -> type``: the network class (imported lazily).
         config_class: ``() -> type``: its config dataclass.
         config: ``(name) -> config`` for a registered variant name.
@@ -79,6 +80,7 @@ class Family:
     make_core: Callable[..., VideoCore]
     recipe: str
     converter: str | None = None
+    trained: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,19 @@ class ModelSpec:
         return WEIGHTS_DIR / self.weights if self.weights else None
 
     @property
-    def card_path(self) -> Path | None:
-        """The model card beside the weights (``<name>.md``)."""
-        return WEIGHTS_DIR / f"{Path(self.weights).stem}.md" if self.weights else None
+    def card_path(self) -> Path:
+        """The model card: beside the weights, or ``weights/<name>.md`` (training-free baselines)."""
+        return WEIGHTS_DIR / f"{Path(self.weights).stem if self.weights else self.name}.md"
 
     @property
     def ships_weights(self) -> bool:
         path = self.weights_path
         return path is not None and path.is_file()
+
+    @property
+    def trained(self) -> bool:
+        """Whether the model has weights at all (False for the training-free baselines)."""
+        return FAMILIES[self.family].trained
 
     def config(self) -> Any:
         return FAMILIES[self.family].config(self.name)
@@ -225,7 +232,9 @@ def create_model(name: str = DEFAULT_MODEL, weights: str | Path | None = "defaul
     from vosuite.inference.weights import load_model
 
     spec = get_spec(name)
-    if weights is None:
+    if weights is None or not spec.trained:
+        if weights not in (None, "default"):
+            raise InputError(f"{spec.name} is a training-free baseline: it takes no weights ({weights})")
         model = build_network(spec.name)
     elif isinstance(weights, str) and weights == "default":
         model = load_model(spec.name)
@@ -245,7 +254,7 @@ def card_fields(spec: ModelSpec) -> dict[str, str]:
     """The machine-readable fields of a model card: its first line
     ``<!-- vosuite-card: dev_jf=0.431 chair_jf=0.081 -->`` ({} without a card)."""
     path = spec.card_path
-    if path is None or not path.is_file():
+    if not path.is_file():
         return {}
     match = _CARD_FIELD.search(path.read_text(encoding="utf-8"))
     if match is None:
@@ -280,9 +289,10 @@ class ModelRow:
     name: str
     family: str
     parameters: int
-    ships: bool
+    ships: bool | None  # None: a training-free baseline (needs no weights)
     size: int | None
     dev_jf: str | None
+    chair_jf: str | None
     default: bool
 
 
@@ -291,8 +301,9 @@ def model_rows(family: str | None = None) -> list[ModelRow]:
     rows = []
     for name in list_models(family):
         spec = MODELS[name]
-        rows.append(ModelRow(name, spec.family, parameter_count(name), spec.ships_weights, trained_size(spec),
-                             card_fields(spec).get("dev_jf"), name == DEFAULT_MODEL))
+        rows.append(ModelRow(name, spec.family, parameter_count(name), spec.ships_weights if spec.trained else None,
+                             trained_size(spec), card_fields(spec).get("dev_jf"), card_fields(spec).get("chair_jf"),
+                             name == DEFAULT_MODEL))
     return rows
 
 
@@ -329,11 +340,23 @@ def _s2s_core(model: nn.Module, size: int | None, options: CoreOptions, device: 
     return S2SInferenceCore(model, size, options.merge or MERGES[0], device=device)
 
 
+def _baseline_core(model: nn.Module, size: int | None, options: CoreOptions, device: str = "cpu") -> VideoCore:
+    from vosuite.inference.baselines import BaselineCore
+
+    if options != CoreOptions():
+        raise InputError(f"--long-term-gap, --max-memory-frames and --merge do not apply to {model.cfg.name}, "
+                         "a training-free baseline")
+    return BaselineCore(model, size, device=device)
+
+
 register_family(Family("deaot", _lazy("vosuite.models.deaot:DeAOT"), _lazy("vosuite.models.deaot:DeAOTConfig"),
                        _lazy("vosuite.models.deaot:get_config"), _deaot_core,
                        recipe="configs/deaot_t_davis16.yaml", converter="aot"))
 register_family(Family("s2s", _lazy("vosuite.models.s2s:S2S"), _lazy("vosuite.models.s2s:S2SConfig"),
                        _lazy("vosuite.models.s2s:get_s2s_config"), _s2s_core, recipe="configs/s2spp_davis16.yaml"))
+_BASELINE = "vosuite.models.baseline"
+register_family(Family("baseline", _lazy(f"{_BASELINE}:TrainingFreeTracker"), _lazy(f"{_BASELINE}:BaselineConfig"),
+                       _lazy(f"{_BASELINE}:get_baseline_config"), _baseline_core, recipe="", trained=False))
 
 _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "DeAOT-S: MobileNetV2, 2 GPM layers",
                     "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",
@@ -350,3 +373,6 @@ _S2S_SUMMARIES = {"s2s": "S2S: ConvLSTM encoder-decoder", "s2s-dist": "S2S + dis
 for _suffix, _encoder in (("", "VGG-16"), ("-mnv2", "MobileNetV2")):
     for _base, _summary in _S2S_SUMMARIES.items():
         register_model(f"{_base}{_suffix}", "s2s", summary=f"{_summary} ({_encoder})")
+register_model("flow", "baseline", summary="training-free: labels warped along Farneback optical flow")
+register_model("flow-dis", "baseline", summary="training-free: labels warped along DIS optical flow")
+register_model("copy-first", "baseline", summary="training-free: the first mask repeated (zero motion)")

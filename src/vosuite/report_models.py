@@ -9,12 +9,15 @@ from vosuite.registry import ModelRow
 
 
 def print_model_table(rows: list[ModelRow], console: Console | None = None) -> None:
-    """One row per model: name (default marked), family, parameters, weights, trained size, dev J&F."""
+    """One row per model: name (default marked), family, parameters, weights, trained size, and the
+    model card's DAVIS-2016 val-dev and PUMaVOS chair J&F."""
     table = Table(title="vosuite models")
     for column, justify in (("model", "left"), ("family", "left"), ("parameters", "right"), ("weights", "left"),
-                            ("trained size", "right"), ("dev J&F", "right")):
+                            ("trained size", "right"), ("dev J&F", "right"), ("chair J&F", "right")):
         table.add_column(column, justify=justify)
     for row in rows:
+        weights = "none needed" if row.ships is None else ("ships" if row.ships else "-")
         table.add_row(f"{row.name} (default)" if row.default else row.name, row.family, f"{row.parameters / 1e6:.2f} M",
-                      "ships" if row.ships else "-", str(row.size) if row.size else "-", row.dev_jf or "-")
+                      weights, str(row.size) if row.size else "-",
+                      row.dev_jf or "-", row.chair_jf or "-")
     (console or Console(width=120)).print(table)

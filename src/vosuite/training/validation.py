@@ -13,7 +13,7 @@ The method names the task (:attr:`~vosuite.training.methods.base.Method.validati
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -54,9 +54,17 @@ def semi_supervised_predictions(model: nn.Module, video: VideoRecord, size: int 
 
 def validate(method: Method, model: nn.Module, val: Any, device: torch.device | str = "cpu") -> dict[str, float]:
     """Global scores (``J&F-Mean``, ...) of ``model`` on the ``val`` videos for the method's task."""
-    task = method.validation_task
+    return score_model(model, val, method.validation_task, method.predict_video, device)
+
+
+def score_model(model: nn.Module, val: Any, task: str = "semi",
+                predict_video: Callable[[nn.Module, VideoRecord], Iterator[tuple[str, np.ndarray]]] | None = None,
+                device: torch.device | str = "cpu") -> dict[str, float]:
+    """Global scores of ``model`` on the videos of ``val`` (``dataset``, ``root``, ``split``,
+    ``videos``, ``size``): semi-supervised with the model's inference core, or ``unsupervised``
+    with ``predict_video(model, video)``."""
     if task not in VALIDATION_TASKS:
-        raise InputError(f"method {method.name}: unknown validation task {task!r}; known: {VALIDATION_TASKS}")
+        raise InputError(f"unknown validation task {task!r}; known: {', '.join(VALIDATION_TASKS)}")
     evaluator = Evaluator(EvaluationConfig(task=task, workers=1))
     first_frame_only = val.dataset.lower().startswith("davis")
     if task == "semi":
@@ -64,9 +72,9 @@ def validate(method: Method, model: nn.Module, val: Any, device: torch.device | 
             return semi_supervised_predictions(model, video, val.size, first_frame_only, device)
     else:
         def predictions(video: VideoRecord) -> Iterator[tuple[str, np.ndarray]]:
-            return method.predict_video(model, video)
+            return predict_video(model, video)
     result = evaluator.evaluate_arrays(validation_videos(val), predictions)
     return {key: float(value) for key, value in result.global_scores().items()}
 
 
-__all__ = ["semi_supervised_predictions", "validate", "validation_videos"]
+__all__ = ["score_model", "semi_supervised_predictions", "validate", "validation_videos"]
