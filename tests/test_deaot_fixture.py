@@ -94,6 +94,14 @@ def test_preprocessing(fx):
             assert torch.equal(img[0, :, y0:y1, x0:x1], inputs["input_crops"][key][i])
 
 
+def test_registry_preprocessing_is_the_original(fx, model):
+    """The model's preprocessing as the registry names it gives the original's inputs, bit for bit."""
+    from vosuite.registry import preprocess
+
+    for i, rgb in enumerate(fx["rgb"]):
+        assert _md5(preprocess(model, rgb)[0]) == fx["in"]["input_md5"][i]
+
+
 def test_encoder_frame0(fx, model):
     out = fx["out"]
     with torch.no_grad():

@@ -84,3 +84,14 @@ def test_cli_help_names_the_registered_models_without_importing_torch() -> None:
     assert "r50-deaot-l-deform" in help_text and "s2spp-mnv2" in help_text
     code = "import sys, vosuite.cli; vosuite.cli.build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_preprocessing_follows_each_family() -> None:
+    import numpy as np
+
+    rgb = np.zeros((480, 854, 3), np.uint8)
+    torch.manual_seed(0)
+    assert tuple(registry.preprocess(vosuite.create_model("s2s-mnv2", weights=None), rgb).shape) == (1, 3, 256, 448)
+    deaot = vosuite.create_model("deaot-t-deform")
+    assert tuple(registry.preprocess(deaot, rgb).shape) == (1, 3, 481, 849)
+    assert tuple(registry.preprocess(deaot, rgb, size=240).shape) == (1, 3, 241, 433)

@@ -4,8 +4,9 @@
 Every model name maps to a :class:`ModelSpec`: its family, its default weights file under
 ``vosuite/weights/`` (with the file's sha256; ``None`` when no weights ship) and its training
 recipe. Every family maps to a :class:`Family`: its network class and config class, how a name
-becomes a config, its inference core and its preprocessing (the network input size rule; the
-colour normalisation is vosuite's one :func:`~vosuite.inference.preprocess.normalize_rgb`).
+becomes a config (the builder: :func:`build_network`), its inference core and, through the core,
+its preprocessing (:func:`preprocess`: the core's network input size rule, then vosuite's one
+colour normalisation :func:`~vosuite.inference.preprocess.normalize_rgb`).
 
     import vosuite
     vosuite.list_models()                       # ['deaot-t', ..., 's2spp-mnv2']
@@ -193,6 +194,16 @@ def build_network(name_or_config: Any) -> nn.Module:
     model = family_of(cfg).network()(cfg)
     model.default_size = None
     return model.eval()
+
+
+def preprocess(model: nn.Module, rgb: Any, size: int | None = None) -> Any:
+    """One frame (RGB uint8 [H, W, 3]) as the network input of ``model`` [1, 3, h, w]: its family's
+    size rule (the one its inference core applies, at internal size ``size``) and vosuite's one
+    normalisation (:func:`~vosuite.inference.preprocess.preprocess_image`)."""
+    from vosuite.inference.preprocess import preprocess_image
+
+    core = family_of(model).make_core(model, size, CoreOptions())
+    return preprocess_image(rgb, core.network_size(*rgb.shape[:2]))
 
 
 def verify_weights(spec: ModelSpec) -> Path:
