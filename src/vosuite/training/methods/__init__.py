@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 METHODS: dict[str, str] = {
     "deaot": "vosuite.training.methods.deaot.method:DeAOTMethod",
     "s2s": "vosuite.training.methods.s2s.method:S2SMethod",
+    "distill": "vosuite.training.methods.distill.method:DistillMethod",
 }
 
 

@@ -1,2 +1,3 @@
 """Distillation of deformable attention (Truong et al. 2024, arXiv 2401.13937): the losses
-(:mod:`~vosuite.training.methods.distill.losses`). The method itself is not registered yet."""
+(:mod:`~vosuite.training.methods.distill.losses`) and the method (``method: distill``,
+:mod:`~vosuite.training.methods.distill.method`)."""
