@@ -152,6 +152,17 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
                       help="record the internal resolution the weights were trained for (default: keep the "
                            "checkpoint's)")
     half.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    dino = kinds.add_parser("dino", help="an official DINO ViT checkpoint (backbone or full training file)",
+                            description="Convert a DINO checkpoint (backbone state dict, or a training checkpoint "
+                                        "with teacher/student and module./backbone. prefixes) into a vosuite "
+                                        "backbone file; a file from which no backbone weight loads is refused.")
+    dino.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="DINO .pth file")
+    dino.add_argument("out", type=Path, metavar="OUT", help="vosuite backbone file to write (.pt)")
+    dino.add_argument("--model", default="dino-vits16",
+                      help="dino-vits16 (default), dino-vits8, dino-vitb16 or dino-vitb8")
+    dino.add_argument("--part", default="teacher", choices=["teacher", "student"],
+                      help="which network of a training checkpoint (default: teacher, as DINO evaluates)")
+    dino.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -291,6 +302,12 @@ def _run_infer(args: argparse.Namespace) -> int:
 def _run_convert(args: argparse.Namespace) -> int:
     from vosuite.inference.weights import convert_aot, half_checkpoint
 
+    if args.kind == "dino":
+        from vosuite.nn.vit_checkpoint import convert_dino
+
+        out = convert_dino(args.checkpoint, args.out, args.model, args.part, args.overwrite)
+        print(f"wrote {out}: {args.model} backbone ({args.part}), all keys matched")
+        return 0
     if args.kind == "half":
         out = half_checkpoint(args.checkpoint, args.out, inference_size=args.size, overwrite=args.overwrite)
         print(f"wrote {out}: float16, {out.stat().st_size / 2**20:.1f} MiB")
