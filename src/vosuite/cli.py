@@ -39,6 +39,10 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
                         help="reproduce the official code's uint8 Decay bins (wrong for >= 256 scored frames)")
     parser.add_argument("--strict", action="store_true", help="predicted ids that are not objects are errors")
     parser.add_argument("--max-proposals", type=int, default=20, help="unsupervised: most proposals per video")
+    parser.add_argument("--per-frame-matching", action="store_true",
+                        help="unsupervised: match proposals to objects on every frame (the SSL-UVOS fork that "
+                             "Betrayed by Attention reports; flatters: use with --max-proposals 300) instead of "
+                             "once per sequence (official)")
     parser.add_argument("--workers", type=int, help="threads (default: every core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -224,8 +228,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     for path in args.out:
         if path.suffix.lower() not in (".csv", ".json"):
             raise VosuiteError(f"--out: {path} must end in .csv or .json")
+    if args.per_frame_matching and args.task != "unsupervised":
+        raise VosuiteError("--per-frame-matching applies to --task unsupervised")
     config = EvaluationConfig(task=args.task, official_decay=args.official_decay, strict=args.strict,
-                              max_proposals=args.max_proposals, workers=args.workers)
+                              max_proposals=args.max_proposals, workers=args.workers,
+                              per_frame_matching=args.per_frame_matching)
     run_eval(EvalRequest(ground_truth=args.gt, predictions=args.pred, dataset=args.dataset, split=args.split,
                          sequences=args.sequences, config=config, out=args.out, plot=args.plot,
                          show_progress=not args.no_progress, by_size=args.by_size))
