@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import SHARED_ROOT, requires_shared
-from vosuite.models.bba import BetrayedByAttention
+from vosuite.models.bba import BbAConfig, BetrayedByAttention
 
 FIXTURE = SHARED_ROOT / "fixtures/ssl_uvos"
 pytestmark = requires_shared("fixtures/ssl_uvos/weights.pt", "SSL-UVOS fixture")
@@ -24,7 +24,7 @@ def run() -> dict:
     inputs = torch.load(FIXTURE / "inputs.pt", weights_only=True)
     outputs = torch.load(FIXTURE / "outputs_st.pt", weights_only=True)
     weights = torch.load(FIXTURE / "weights.pt", weights_only=True)
-    model = BetrayedByAttention()
+    model = BetrayedByAttention(BbAConfig(backbone=None))
     model.load_state_dict({k: v.float() for k, v in weights.items()})  # exactly the original's 11 keys
     model.eval()
     with torch.no_grad():

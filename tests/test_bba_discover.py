@@ -15,7 +15,7 @@ from vosuite.inference.discover import (
     kl_distance,
     queries_and_keys,
 )
-from vosuite.models.bba import BetrayedByAttention
+from vosuite.models.bba import BbAConfig, BetrayedByAttention
 
 FIXTURE = SHARED_ROOT / "fixtures/ssl_uvos"
 pytestmark = requires_shared("fixtures/ssl_uvos/weights.pt", "SSL-UVOS fixture")
@@ -25,7 +25,7 @@ pytestmark = requires_shared("fixtures/ssl_uvos/weights.pt", "SSL-UVOS fixture")
 def case() -> dict:
     inputs = torch.load(FIXTURE / "inputs.pt", weights_only=True)
     weights = torch.load(FIXTURE / "weights.pt", weights_only=True)
-    model = BetrayedByAttention()
+    model = BetrayedByAttention(BbAConfig(backbone=None))
     model.load_state_dict({k: v.float() for k, v in weights.items()})
     return {"block": model.eval().temporal_transformer[0], "keys": inputs["clip_keys"].float(),
             "expected": torch.load(FIXTURE / "outputs_cluster.pt", weights_only=True)}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import SHARED_ROOT, requires_shared
-from vosuite.models.bba import BetrayedByAttention
+from vosuite.models.bba import BbAConfig, BetrayedByAttention
 from vosuite.training.methods.bba.losses import motion_loss, query_attention, ranking, slot_loss
 
 FIXTURE = SHARED_ROOT / "fixtures/ssl_uvos"
@@ -18,7 +18,7 @@ pytestmark = requires_shared("fixtures/ssl_uvos/weights.pt", "SSL-UVOS fixture")
 def losses(dtype: torch.dtype) -> dict:
     inputs = torch.load(FIXTURE / "inputs.pt", weights_only=True)
     weights = torch.load(FIXTURE / "weights.pt", weights_only=True)
-    model = BetrayedByAttention().to(dtype)
+    model = BetrayedByAttention(BbAConfig(backbone=None)).to(dtype)
     model.load_state_dict({k: v.to(dtype) for k, v in weights.items()})
     model.eval()
     tokens = inputs["st_tokens"].to(dtype)[None].requires_grad_()

@@ -12,9 +12,10 @@ __version__ = "0.1.0"
 
 from vosuite.registry import create_model, list_models
 
-__all__ = ["Segmenter", "__version__", "create_model", "list_models"]
+__all__ = ["Discoverer", "Segmenter", "__version__", "create_model", "list_models"]
 
 if TYPE_CHECKING:
+    from vosuite.discover import Discoverer
     from vosuite.segment import Segmenter
 
 
@@ -24,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from vosuite.segment import Segmenter
 
         return Segmenter
+    if name == "Discoverer":
+        from vosuite.discover import Discoverer
+
+        return Discoverer
     raise AttributeError(f"module 'vosuite' has no attribute {name!r}")

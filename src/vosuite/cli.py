@@ -137,6 +137,27 @@ def _add_infer(commands: argparse._SubParsersAction) -> None:
     _add_model_options(parser)
 
 
+def _add_discover(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "discover", help="find and segment a video's objects without any mask (Betrayed by Attention)",
+        description="Unsupervised multi-object segmentation: DINO ViT keys, one trained spatio-temporal block "
+                    "and hierarchical clustering of its attention (Ding et al. 2023). Writes one palette PNG of "
+                    "proposal ids per frame (<out>/<frame>.png); ids are stable across the video.")
+    parser.add_argument("input", type=Path, metavar="VIDEO", help="video file or frames folder (>= --ratio frames)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--overlay", type=Path, metavar="OUT.mp4", help="also write an overlay video")
+    parser.add_argument("--model", default="bba-vits8", help="a bba model (default: bba-vits8)")
+    parser.add_argument("--checkpoint", type=Path, help="its weights (a vosuite bba checkpoint)")
+    parser.add_argument("--tau", type=float, default=1.0,
+                        help="clustering distance threshold (default 1.0, the original's; smaller: more proposals)")
+    parser.add_argument("--ratio", type=int, default=10, help="a key frame every N frames (default 10)")
+    parser.add_argument("--size", type=int, metavar="PIXELS", help="internal short side (default 240)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    parser.add_argument("--overwrite", action="store_true", help="replace what vosuite wrote in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_convert(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("convert", help="convert checkpoints of other codes to vosuite checkpoints")
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -214,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pack(commands)
     _add_segment(commands)
     _add_infer(commands)
+    _add_discover(commands)
     _add_models(commands)
     _add_convert(commands)
     _add_train(commands)
@@ -306,6 +328,20 @@ def _run_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_discover(args: argparse.Namespace) -> int:
+    import torch
+
+    from vosuite.cpu import set_threads
+    from vosuite.discover import Discoverer
+
+    set_threads(args.threads)
+    torch.manual_seed(0)
+    discoverer = Discoverer(args.model, args.checkpoint, tau=args.tau, ratio=args.ratio, size=args.size,
+                            device=args.device, progress=not args.no_progress)
+    print(discoverer.discover_to(args.input, args.out, overlay=args.overlay, overwrite=args.overwrite).summary())
+    return 0
+
+
 def _run_convert(args: argparse.Namespace) -> int:
     from vosuite.inference.weights import convert_aot, half_checkpoint
 
@@ -359,7 +395,7 @@ def _run_plot_log(args: argparse.Namespace) -> int:
 
 COMMANDS = {"eval": _run_eval, "compare": _run_compare, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
             "infer": _run_infer, "convert": _run_convert,
-            "models": _run_models, "train": _run_train, "plot-log": _run_plot_log}
+            "models": _run_models, "discover": _run_discover, "train": _run_train, "plot-log": _run_plot_log}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -365,6 +365,12 @@ register_family(Family("deaot", _lazy("vosuite.models.deaot:DeAOT"), _lazy("vosu
                        recipe="configs/deaot_t_davis16.yaml", converter="aot"))
 register_family(Family("s2s", _lazy("vosuite.models.s2s:S2S"), _lazy("vosuite.models.s2s:S2SConfig"),
                        _lazy("vosuite.models.s2s:get_s2s_config"), _s2s_core, recipe="configs/s2spp_davis16.yaml"))
+def _bba_core(model: nn.Module, size: int | None, options: CoreOptions, device: str = "cpu") -> VideoCore:
+    raise InputError(f"{model.cfg.name} is an unsupervised model (no prompts): run it with `vosuite discover`")
+
+
+register_family(Family("bba", _lazy("vosuite.models.bba:BetrayedByAttention"), _lazy("vosuite.models.bba:BbAConfig"),
+                       _lazy("vosuite.models.bba:get_bba_config"), _bba_core, recipe=""))
 _BASELINE = "vosuite.models.baseline"
 register_family(Family("baseline", _lazy(f"{_BASELINE}:TrainingFreeTracker"), _lazy(f"{_BASELINE}:BaselineConfig"),
                        _lazy(f"{_BASELINE}:get_baseline_config"), _baseline_core, recipe="", trained=False))
@@ -372,8 +378,9 @@ register_family(Family("baseline", _lazy(f"{_BASELINE}:TrainingFreeTracker"), _l
 _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "DeAOT-S: MobileNetV2, 2 GPM layers",
                     "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",
                     "r50-deaot-l": "R50-DeAOT-L: ResNet-50, 3 layers, gap 5"}
+_TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
 for _base, _summary in _DEAOT_SUMMARIES.items():
-    register_model(_base, "deaot", summary=_summary)
+    register_model(_base, "deaot", summary=_summary, recipe=_TEACHER_RECIPE.get(_base))
 for _base, _summary in _DEAOT_SUMMARIES.items():
     register_model(f"{_base}-deform", "deaot", summary=f"{_summary}, deformable attention",
                    **({"weights": "deaot-t-deform.pt",
@@ -387,3 +394,5 @@ for _suffix, _encoder in (("", "VGG-16"), ("-mnv2", "MobileNetV2")):
 register_model("flow", "baseline", summary="training-free: labels warped along Farneback optical flow")
 register_model("flow-dis", "baseline", summary="training-free: labels warped along DIS optical flow")
 register_model("copy-first", "baseline", summary="training-free: the first mask repeated (zero motion)")
+register_model("bba-vits8", "bba", summary="Betrayed by Attention: DINO ViT-S/8 + spatio-temporal block (unsupervised)")
+register_model("bba-vits16", "bba", summary="Betrayed by Attention on DINO ViT-S/16 (unsupervised)")

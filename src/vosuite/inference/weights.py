@@ -60,9 +60,11 @@ def missing_weights_message(name: str) -> str:
     family = FAMILIES[spec.family]
     convert = (f" or convert an aot-benchmark checkpoint (`vosuite convert aot CKPT.pth {name}.pt --model {name}`)"
                if family.converter == "aot" else "")
+    recipe = spec.training_recipe()
+    train = f"train one (`vosuite train --config {recipe}`, then pass the run's final.pt)" if recipe else ""
+    how = " or ".join(part for part in (train, convert.removeprefix(" or ")) if part)
     return (f"no trained weights for {name} ship with vosuite yet ({packaged_weights(name)} is absent): "
-            f"train one (`vosuite train --config {spec.training_recipe()}`, then pass the run's final.pt){convert}, "
-            f"then pass --checkpoint {name}.pt")
+            f"{how + ', then ' if how else ''}pass --checkpoint {name}.pt")
 
 
 def _load_file(path: Path) -> object:

@@ -12,7 +12,13 @@ The network part here is the block and how its inputs and outputs are arranged (
   and ``attn_temporal``: the per-head attention averaged over heads with each frame's CLS row and
   column removed ([B, T*hw, T*hw], frame-major, row-major patches; rows not renormalised).
 
-The frozen DINO encoder (:class:`vosuite.nn.vit.VisionTransformer`) is attached separately.
+The frozen DINO encoder (:class:`vosuite.nn.vit.VisionTransformer`, ``encoder.*``; ViT-S/8 as in
+the original) gives those inputs (:meth:`BetrayedByAttention.encode`); ``backbone=None`` builds
+the block alone (the fixture's 11 keys).
+
+Image normalisation differs between the original's training (ImageNet mean / std) and its
+evaluation (``eval_oneshot``: mean 0.43216, 0.394666, 0.37645, std 0.22803, 0.22145, 0.216989);
+``normalization`` picks one (default ``"eval"``: what the paper's numbers were computed with).
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ import torch
 from torch import nn
 
 from vosuite.nn.st_block import SpatioTemporalBlock
+from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
+
+#: Image normalisations of the original: training (ImageNet) and evaluation (``eval_oneshot``).
+NORMALIZATIONS = {
+    "train": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "eval": ((0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)),
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,22 @@ class BbAConfig:
     drop: float = 0.1  # path_drop
     attn_drop: float = 0.4  # attn_drop_t
     num_blocks: int = 1  # num_t
+    backbone: ViTConfig | None = VIT_VARIANTS["dino-vits8"]  # None: the block alone
+    normalization: str = "eval"  # "train" (ImageNet) or "eval" (eval_oneshot's), see the module docstring
+
+
+#: The registered variants (backbone patch size 8 as in the original, or 16).
+BBA_VARIANTS: dict[str, BbAConfig] = {
+    "bba-vits8": BbAConfig("bba-vits8", backbone=VIT_VARIANTS["dino-vits8"]),
+    "bba-vits16": BbAConfig("bba-vits16", backbone=VIT_VARIANTS["dino-vits16"]),
+}
+
+
+def get_bba_config(name: str) -> BbAConfig:
+    key = name.lower().replace("_", "-")
+    if key not in BBA_VARIANTS:
+        raise KeyError(f"unknown Betrayed-by-Attention variant {name!r}; known: {', '.join(BBA_VARIANTS)}")
+    return BBA_VARIANTS[key]
 
 
 @dataclass(frozen=True)
@@ -53,9 +82,37 @@ class BetrayedByAttention(nn.Module):
     def __init__(self, cfg: BbAConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or BbAConfig()
+        #: internal resolution (short side) default of discovery; set from a checkpoint
+        self.default_size: int | None = None
+        if cfg.backbone is not None:
+            self.encoder = VisionTransformer(cfg.backbone).requires_grad_(False)
         self.temporal_transformer = nn.ModuleList(
             SpatioTemporalBlock(cfg.dim, cfg.num_heads, drop=cfg.drop, attn_drop=cfg.attn_drop)
             for _ in range(cfg.num_blocks))
+
+    @property
+    def block(self) -> SpatioTemporalBlock:
+        return self.temporal_transformer[0]
+
+    def normalize(self, rgb: torch.Tensor) -> torch.Tensor:
+        """RGB in 0..1 [N, 3, H, W] -> normalised with ``cfg.normalization``'s mean and std."""
+        mean, std = NORMALIZATIONS[self.cfg.normalization]
+        return (rgb - rgb.new_tensor(mean).view(1, 3, 1, 1)) / rgb.new_tensor(std).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images [N, 3, H, W] -> (the DINO last block's attention keys [N, C, h, w],
+        channels head-major, with the qkv bias; the last block's output CLS token [N, C], no final norm)."""
+        encoder = self.encoder
+        tokens, normed = encoder.last_block_inputs(images)
+        last = encoder.blocks[-1]
+        keys = last.attn.qkv_heads(normed)[1]  # [N, heads, 1 + hw, d]
+        n, heads, length, d = keys.shape
+        keys = keys.transpose(1, 2).reshape(n, length, heads * d)[:, 1:]  # [N, hw, C] head-major
+        cls = last(tokens)[0][:, 0]  # [N, C]
+        p = encoder.cfg.patch_size
+        h, w = images.shape[-2] // p, images.shape[-1] // p
+        return keys.transpose(1, 2).reshape(n, -1, h, w), cls
 
     def forward(self, tokens: torch.Tensor) -> STOutput:
         """tokens [B, T, 1 + hw, C] (per frame [CLS, keys]) -> :class:`STOutput`."""

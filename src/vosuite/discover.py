@@ -1,0 +1,181 @@
+"""Unsupervised object discovery in a video: ``vosuite discover`` and :class:`Discoverer`
+(Betrayed by Attention, Ding et al. 2023; the clustering: :mod:`vosuite.inference.discover`).
+
+    from vosuite import Discoverer
+    for index, labels in Discoverer(checkpoint="bba.pt").discover("clip.mp4"):
+        ...                                  # labels: [H, W] uint8 proposal ids 1..K, stable over the video
+
+No mask is given: the frozen DINO ViT's last-block keys of every frame go through the trained
+spatio-temporal block's attention and are clustered into proposals. The video is streamed three
+times (frames are decoded again, never held): pass 1 encodes the key frames (every ``ratio``-th
+frame, from frame 0), pass 2 every frame's queries in windows of 3 frames for the first level of
+the clustering, pass 3 the same windows for the assignment. Memory holds the key frames' keys, one
+window's distributions and the centroids, never the whole video's features. Unlike the original,
+every frame gets a mask (the original drops the last frame) and key frames run to the end of the
+video (the original stops at the last multiple of ``ratio`` below T).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+
+from vosuite.errors import InputError
+from vosuite.inference.discover import WINDOW, assign, first_level, merge_level
+from vosuite.inference.propagate import Video, video_frames
+from vosuite.inference.weights import load_model
+from vosuite.io.frames import open_frames
+from vosuite.io.masks import write_mask
+from vosuite.io.output import prepare_output
+from vosuite.io.overlay import OverlayWriter
+from vosuite.models.bba import BetrayedByAttention
+from vosuite.progress import progress_bar
+
+#: Default internal size (short side) of discovery on a CPU: 240 px gives 30 x 53 tokens at patch 8.
+DEFAULT_DISCOVER_SIZE = 240
+
+
+def network_size(height: int, width: int, size: int, patch: int) -> tuple[int, int]:
+    """(h, w) of the ViT input: the short side scaled to ``size``, both sides floored to multiples of the patch."""
+    scale = size / min(height, width)
+    return max(patch, int(height * scale) // patch * patch), max(patch, int(width * scale) // patch * patch)
+
+
+@dataclass(frozen=True)
+class DiscoveryReport:
+    frames: int
+    proposals: int
+    seconds: float
+    out: Path | None
+
+    def summary(self) -> str:
+        return (f"discovered {self.proposals} proposals in {self.frames} frames in {self.seconds:.1f} s"
+                + (f"; masks in {self.out}" if self.out else ""))
+
+
+class Discoverer:
+    """Object discovery with a Betrayed-by-Attention model (module docstring).
+
+    Args:
+        model: a registered ``bba-*`` name, or a :class:`~vosuite.models.bba.BetrayedByAttention`.
+        checkpoint: its weights (a vosuite checkpoint of the bba family).
+        tau: the clustering's distance threshold (smaller: more, finer proposals; the original: 1.0).
+        ratio: every ``ratio``-th frame is a key frame (the original: 10).
+        size: internal short side (default: the checkpoint's, else 240).
+        device: where the networks run.
+    """
+
+    def __init__(self, model: str | BetrayedByAttention = "bba-vits8", checkpoint: str | os.PathLike | None = None,
+                 tau: float = 1.0, ratio: int = 10, size: int | None = None, device: str = "cpu",
+                 progress: bool = True, console: Console | None = None) -> None:
+        if isinstance(model, BetrayedByAttention):
+            self.model = model
+        else:
+            self.model = load_model(model, checkpoint)
+        if not isinstance(self.model, BetrayedByAttention) or self.model.cfg.backbone is None:
+            raise InputError(f"{checkpoint or model}: not a Betrayed-by-Attention model with its DINO backbone")
+        if tau <= 0 or ratio < 1:
+            raise InputError(f"--tau must be positive and --ratio >= 1 (got {tau}, {ratio})")
+        self.model = self.model.to(device).eval()
+        self.tau, self.ratio, self.device = tau, ratio, device
+        self.size = size or self.model.default_size or DEFAULT_DISCOVER_SIZE
+        self.progress = progress
+        self.console = console or Console()
+
+    # -- features -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def keys(self, rgb: np.ndarray) -> torch.Tensor:
+        """One frame's DINO last-block keys [C, h, w]."""
+        patch = self.model.cfg.backbone.patch_size
+        h, w = network_size(*rgb.shape[:2], self.size, patch)
+        image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None] / 255.0
+        image = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return self.model.encode(self.model.normalize(image).to(self.device))[0][0]
+
+    def queries(self, keys: torch.Tensor) -> torch.Tensor:
+        """Per-frame keys [C, h, w] -> the block's queries [heads, hw, d] (norm1 + qkv only)."""
+        block = self.model.block
+        tokens = block.norm1(keys.flatten(1).t()[None])  # [1, hw, C]
+        return block.attn.heads(tokens, "q")[0]
+
+    def key_tokens(self, keys: torch.Tensor) -> torch.Tensor:
+        block = self.model.block
+        return block.attn.heads(block.norm1(keys.flatten(1).t()[None]), "k")[0]  # [heads, hw, d]
+
+    # -- the three passes -----------------------------------------------------------------------------
+    def _windows(self, video: Video, key_tokens: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+        """(first frame, distributions) of every window of ``WINDOW`` frames, the video decoded anew."""
+        scale, batch, start = self.model.block.attn.scale, [], 0
+        for index, rgb in enumerate(video_frames(video)):
+            batch.append(self.queries(self.keys(rgb)))
+            if len(batch) == WINDOW:
+                yield start, _distributions(torch.stack(batch), key_tokens, scale)
+                batch, start = [], index + 1
+        if batch:
+            yield start, _distributions(torch.stack(batch), key_tokens, scale)
+
+    @torch.no_grad()
+    def discover(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(frame_index, proposal ids [H, W] uint8)`` for every frame of ``video`` (a file, a
+        frames folder, or a re-iterable sequence of RGB arrays: it is read three times)."""
+        keys, frames, frame_size, grid = [], 0, None, None
+        for index, rgb in enumerate(video_frames(video)):  # pass 1: key frames
+            frames, frame_size = index + 1, rgb.shape[:2]
+            if index % self.ratio == 0:
+                frame_keys = self.keys(rgb)
+                grid = tuple(frame_keys.shape[-2:])
+                keys.append(self.key_tokens(frame_keys))
+        if frames < max(self.ratio, 2):
+            raise InputError(f"{video}: {frames} frame(s); discovery needs at least {max(self.ratio, 2)} "
+                             f"(one key frame every --ratio {self.ratio} frames)")
+        key_tokens = torch.stack(keys)  # [K, heads, hw, d]
+        centroids, _ = first_level(self._windows(video, key_tokens), self.tau)  # pass 2
+        final, _ = merge_level(centroids, self.tau)
+        self.proposals = len(final)
+        for start, distributions in self._windows(video, key_tokens):  # pass 3
+            labels = assign(iter([(0, distributions)]), final, distributions.shape[0] // (grid[0] * grid[1]), grid)
+            for offset, label in enumerate(labels):
+                yield start + offset, _upsample(label, frame_size)
+
+    # -- files ----------------------------------------------------------------------------------------
+    def discover_to(self, video: str | os.PathLike, out_dir: str | os.PathLike,
+                    overlay: str | os.PathLike | None = None, overwrite: bool = False) -> DiscoveryReport:
+        """Write ``<out>/<frame>.png`` (palette PNGs of proposal ids) for every frame, and an overlay video."""
+        source = open_frames(video)
+        names = source.names
+        folder = prepare_output(Path(out_dir), overwrite)
+        started, count = time.perf_counter(), 0
+        with contextlib.ExitStack() as stack:
+            writer = stack.enter_context(OverlayWriter(overlay, fps=source.fps or 24.0)) if overlay else None
+            update = stack.enter_context(progress_bar("discovering", self.progress))
+            frames = iter(source)
+            for index, labels in self.discover(video):
+                name = names[index] if names else f"{index:05d}"
+                write_mask(folder.file(f"{name}.png"), labels)
+                if writer is not None:
+                    writer.write(next(frames).rgb, labels)
+                count += 1
+                update(count, source.num_frames or count)
+        return DiscoveryReport(count, self.proposals, time.perf_counter() - started, folder.path)
+
+
+def _distributions(queries: torch.Tensor, key_tokens: torch.Tensor, scale: float) -> torch.Tensor:
+    """Window queries [q, heads, hw, d] against key-frame tokens [K, heads, hw, d] -> [q*hw, K*hw]."""
+    from vosuite.inference.discover import attention_windows
+
+    return next(attention_windows(queries, key_tokens, scale, window=len(queries)))[1]
+
+
+def _upsample(label: torch.Tensor, frame_size: tuple[int, int]) -> np.ndarray:
+    """Patch-grid ids [h, w] -> frame ids [H, W] (nearest, as the original's evaluation loader)."""
+    up = F.interpolate(label[None, None].float(), size=tuple(frame_size), mode="nearest")
+    return up[0, 0].numpy().astype(np.uint8)

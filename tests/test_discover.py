@@ -1,0 +1,80 @@
+"""`vosuite discover` / Discoverer: three streamed passes give the batch clustering's labels on every
+frame; proposals as palette PNGs; bad input (too few frames, a checkpoint of the wrong kind) is one
+line and exit 2; the bba models are registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vosuite
+from conftest import one_line_error, write_box_clip
+from vosuite.cli import main
+from vosuite.discover import Discoverer
+from vosuite.errors import InputError
+from vosuite.inference.discover import discover_objects
+from vosuite.inference.weights import save_checkpoint
+from vosuite.io.frames import open_frames
+from vosuite.io.masks import read_mask
+from vosuite.models import build
+from vosuite.models.bba import BbAConfig, BetrayedByAttention
+from vosuite.nn.vit import ViTConfig
+
+H, W, FRAMES = 72, 96, 12
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("discover")
+    paths = write_box_clip(root, FRAMES, H, W)
+    torch.manual_seed(0)
+    model = BetrayedByAttention(BbAConfig("bba-vits16", backbone=ViTConfig("tiny", 16, 384, 1, 6)))
+    paths["ckpt"] = save_checkpoint(model, root / "bba.pt", inference_size=64)
+    torch.manual_seed(0)
+    paths["deaot"] = save_checkpoint(build("deaot-t"), root / "deaot.pt")
+    return paths
+
+
+def test_streamed_discovery_equals_the_batch_clustering(case: dict) -> None:
+    discoverer = Discoverer("bba-vits16", case["ckpt"], tau=1.0, ratio=4, progress=False)
+    assert discoverer.size == 64  # the checkpoint's internal size
+    streamed = list(discoverer.discover(case["frames"]))
+    assert [index for index, _ in streamed] == list(range(FRAMES))  # every frame, the last included
+    with torch.no_grad():
+        keys = torch.stack([discoverer.keys(frame.rgb) for frame in open_frames(case["frames"])])
+    batch = discover_objects(discoverer.model.block, keys, tau=1.0, ratio=4)
+    assert discoverer.proposals == len(batch.centroids) >= 2
+    for (_, labels), grid in zip(streamed, batch.labels, strict=True):
+        assert labels.shape == (H, W) and labels.dtype == np.uint8
+        assert set(np.unique(labels)) <= set(range(1, discoverer.proposals + 1))
+        rows = (np.arange(H) * grid.shape[0]) // H  # nearest upsampling of the patch grid
+        cols = (np.arange(W) * grid.shape[1]) // W
+        assert np.array_equal(labels, grid.numpy()[rows][:, cols])
+
+
+def test_cli_writes_proposals_and_refuses_bad_input(case: dict, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["discover", str(case["frames"]), "--out", str(out), "--model", "bba-vits16", "--checkpoint",
+                 str(case["ckpt"]), "--ratio", "4", "--overlay", str(tmp_path / "o.mp4"), "--no-progress"]) == 0
+    assert "proposals" in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{t:05d}.png" for t in range(FRAMES)]
+    assert read_mask(out / "00000.png").shape == (H, W) and (tmp_path / "o.mp4").stat().st_size > 0
+    short = tmp_path / "short"
+    short.mkdir()
+    for path in sorted(case["frames"].iterdir())[:3]:
+        (short / path.name).symlink_to(path)
+    assert main(["discover", str(short), "--out", str(tmp_path / "a"), "--model", "bba-vits16", "--checkpoint",
+                 str(case["ckpt"]), "--no-progress"]) == 2
+    assert "3 frame(s); discovery needs at least 10" in one_line_error(capsys)
+    assert main(["discover", str(case["frames"]), "--out", str(tmp_path / "b"), "--checkpoint",
+                 str(case["deaot"]), "--no-progress"]) == 2
+    assert "holds deaot-t weights" in one_line_error(capsys)
+
+
+def test_bba_models_are_registered_and_unsupervised(case: dict) -> None:
+    assert {"bba-vits8", "bba-vits16"} <= set(vosuite.list_models("bba"))
+    with pytest.raises(InputError, match="unsupervised model"):
+        vosuite.Segmenter(model="bba-vits16", checkpoint=case["ckpt"])
