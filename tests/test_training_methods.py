@@ -56,7 +56,7 @@ def test_method_sections_are_typed_and_round_trip(tmp_path: Path) -> None:
     assert load_config(saved) == config
     with pytest.raises(InputError, match="deaot: unknown key"):
         load_config(SMOKE, ["deaot.nope=1"])
-    with pytest.raises(InputError, match="unknown training method 'xyz'; known: deaot, s2s, distill"):
+    with pytest.raises(InputError, match="unknown training method 'xyz'; known: deaot, s2s, distill, bba"):
         load_config(SMOKE, ["method=xyz"])
     with pytest.raises(InputError, match="s2s: options of method s2s"):
         load_config(SMOKE, ["s2s.objects=one"])
@@ -74,7 +74,7 @@ def test_configs_written_before_method_sections_still_load(tmp_path: Path) -> No
 
 
 def test_every_method_is_registered_in_one_place() -> None:
-    assert list_methods() == ["deaot", "s2s", "distill"]
+    assert list_methods() == ["deaot", "s2s", "distill", "bba"]
     for name in list_methods():
         assert method_class(name).name == name
 
@@ -341,3 +341,42 @@ def test_distillation_recipe_loads_and_round_trips(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="distill.relation_form"):
         method_class("distill")(load_config(REPO / "configs" / "distill_deaot_t_davis16.yaml",
                                             ["distill.relation_form=cosine"]))
+
+
+# -- Betrayed by Attention ------------------------------------------------------------------------
+
+
+def bba_config(clip_root: Path, *overrides: str):
+    return smoke(clip_root, "method=bba", "model.name=bba-vits16", "model.encoder_freeze_at=0",
+                 "data.size=[256,256]", "val.size=64", "bba.ratio=4", "bba.tau=0.01", *overrides)
+
+
+def test_bba_trains_the_block_only_on_unlabelled_clips(clip_root: Path, tmp_path: Path) -> None:
+    config = bba_config(clip_root, "train.batch_size=1")
+    method = method_class("bba")(config)
+    torch.manual_seed(0)
+    model = method.build_model()
+    data = method.build_data(model)
+    sample = data.dataset[0]
+    assert "labels" not in sample and float(sample["frames"].min()) >= 0 and float(sample["frames"].max()) <= 1
+    batch = data.collate([{**sample, "index": 0}])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(name.startswith("temporal_transformer") for name, p in model.named_parameters() if p.requires_grad)
+    optimizer = torch.optim.Adam(trainable, lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss, logs = method.training_step(model, batch, 0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert set(logs) == {"loss", "slot_loss", "motion_loss"}
+    assert np.mean(losses[-3:]) < 0.35 * np.mean(losses[:3]), losses  # measured 0.312
+
+
+def test_bba_validates_unsupervised(clip_root: Path) -> None:
+    config = bba_config(clip_root)
+    method = method_class("bba")(config)
+    torch.manual_seed(0)
+    scores = validate(method, method.build_model().eval(), config.val)
+    assert 0 < scores["J&F-Mean"] < 1  # random weights: some proposals overlap the two objects

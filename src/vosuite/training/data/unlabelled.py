@@ -5,7 +5,8 @@ carry frames only. A source is any vosuite dataset (its annotations are ignored)
 videos in the ``generic`` layout's ``JPEGImages/<video>/`` form; every frame of a video is a
 candidate, not only annotated ones. Each sample::
 
-    {"frames": [N, 3, H, W] float32 (ImageNet-normalised, the inference normalisation),
+    {"frames": [N, 3, H, W] float32 (ImageNet-normalised, the inference normalisation; or RGB in
+                0..1 with ``normalize=False``),
      "video": str, "frame_indices": [N] int64}
 
 N frames with random gaps of 1..``max_gap`` (reflected at the ends, randomly reversed), scaled
@@ -49,6 +50,7 @@ class UnlabelledClipConfig:
     jitter: JitterConfig | None = field(default_factory=JitterConfig)
     samples_per_epoch: int | None = None
     seed: int = 0
+    normalize: bool = True  # False: RGB in 0..1 (for networks with their own normalisation, e.g. DINO)
 
     def __post_init__(self) -> None:
         if self.num_frames < 1 or self.max_gap < 1:
@@ -86,7 +88,10 @@ class UnlabelledClipDataset(torch.utils.data.Dataset):
         clip = horizontal_flip(clip, rng, config.flip_prob)
         if config.jitter is not None:
             clip = colour_jitter(clip, rng, config.jitter)
-        tensors, _ = to_tensors(clip)
+        if config.normalize:
+            tensors, _ = to_tensors(clip)
+        else:
+            tensors = torch.from_numpy(np.ascontiguousarray(clip.frames.transpose(0, 3, 1, 2))) / 255.0
         return {"frames": tensors, "video": record.name, "frame_indices": torch.tensor(indices, dtype=torch.long)}
 
 
@@ -97,7 +102,7 @@ def collate_frames(samples: list[dict[str, object]]) -> dict[str, object]:
             "index": [int(s["index"]) for s in samples], "video": [str(s["video"]) for s in samples]}
 
 
-def unlabelled_clips(config, num_frames: int | None = None) -> UnlabelledClipDataset:
+def unlabelled_clips(config, num_frames: int | None = None, normalize: bool = True) -> UnlabelledClipDataset:
     """The :class:`UnlabelledClipDataset` of a training config's ``data`` section (its dataset's
     videos, every frame; ``num_frames`` overrides ``data.num_frames``, 1 = plain frames)."""
     from vosuite.datasets import open_dataset
@@ -105,5 +110,6 @@ def unlabelled_clips(config, num_frames: int | None = None) -> UnlabelledClipDat
     data = config.data
     clip_config = UnlabelledClipConfig(num_frames=num_frames or data.num_frames, size=data.size,
                                        max_gap=data.max_gap, reverse_prob=data.reverse_prob,
-                                       jitter=JitterConfig() if data.augment else None, seed=config.train.seed)
+                                       jitter=JitterConfig() if data.augment else None, seed=config.train.seed,
+                                       normalize=normalize)
     return UnlabelledClipDataset(open_dataset(data.dataset, data.root, data.split), clip_config)

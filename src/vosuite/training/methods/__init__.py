@@ -23,6 +23,7 @@ METHODS: dict[str, str] = {
     "deaot": "vosuite.training.methods.deaot.method:DeAOTMethod",
     "s2s": "vosuite.training.methods.s2s.method:S2SMethod",
     "distill": "vosuite.training.methods.distill.method:DistillMethod",
+    "bba": "vosuite.training.methods.bba.method:BbAMethod",
 }
 
 
