@@ -176,7 +176,7 @@ def test_old_deaot_checkpoints_without_family_still_load(tmp_path: Path) -> None
 
 
 def test_model_names() -> None:
-    with pytest.raises(InputError, match=r"unknown model 's2s-xl'; known: deaot-t, .*s2spp-mnv2 \(see `vosuite"):
+    with pytest.raises(InputError, match=r"unknown model 's2s-xl'; known: deaot-t, .*s2spp-mnv2, .*\(see `vosuite"):
         build("s2s-xl")
     assert build("S2S_Dist_MNV2").cfg.name == "s2s-dist-mnv2"
 
