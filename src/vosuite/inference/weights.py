@@ -30,6 +30,7 @@ import torch
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
+from vosuite.io.checkpoint_file import read_checkpoint
 from vosuite.models.build import build, extract_state_dict, load_state_dict_strict
 from vosuite.models.deaot import DeAOT, DeAOTConfig
 from vosuite.models.s2s import S2S, S2SConfig
@@ -65,16 +66,6 @@ def missing_weights_message(name: str) -> str:
     how = " or ".join(part for part in (train, convert.removeprefix(" or ")) if part)
     return (f"no trained weights for {name} ship with vosuite yet ({packaged_weights(name)} is absent): "
             f"{how + ', then ' if how else ''}pass --checkpoint {name}.pt")
-
-
-def _load_file(path: Path) -> object:
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure becomes a one-line input error
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise InputError(f"cannot read checkpoint {path}: {first}") from exc
 
 
 def is_vosuite_checkpoint(obj: object) -> bool:
@@ -128,7 +119,7 @@ def _load_model(model: str | None = None, checkpoint: str | Path | None = None) 
     family and config; ``model``, if given, must name the same variant. A plain state dict is
     loaded (strictly) into ``model``, default the default model."""
     path = verify_weights(get_spec(model or DEFAULT_MODEL)) if checkpoint is None else Path(checkpoint)
-    obj = _load_file(path)
+    obj = read_checkpoint(path)
     if is_vosuite_checkpoint(obj):
         info = obj.get("model")
         if not isinstance(info, Mapping) or not isinstance(info.get("config"), Mapping):
@@ -191,7 +182,7 @@ def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int
     src, out = Path(checkpoint), Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists (pass --overwrite to replace it)")
-    if not is_vosuite_checkpoint(_load_file(src)):
+    if not is_vosuite_checkpoint(read_checkpoint(src)):
         raise InputError(f"{src} is not a vosuite checkpoint (convert it first: `vosuite convert aot`)")
     return save_checkpoint(load_model(checkpoint=src), out, inference_size=inference_size, dtype=torch.float16)
 
@@ -215,7 +206,7 @@ def convert_aot(checkpoint: str | Path, out: str | Path, model: str = DEFAULT_MO
     name = canonical_model_name(model)
     if FAMILIES[get_spec(name).family].converter != "aot":
         raise InputError(f"`convert aot` reads aot-benchmark DeAOT checkpoints; {name} is not a DeAOT variant")
-    obj = _load_file(src)
+    obj = read_checkpoint(src)
     if is_vosuite_checkpoint(obj):
         raise InputError(f"{src} is already a vosuite checkpoint")
     if not extract_state_dict(obj, str(src)):

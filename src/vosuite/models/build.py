@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from vosuite.errors import InputError
+from vosuite.io.checkpoint_file import read_checkpoint
 from vosuite.models.deaot import DeAOT, DeAOTConfig
 from vosuite.models.s2s import S2S, S2SConfig
 
@@ -75,12 +76,7 @@ def load_checkpoint(model: DeAOT | S2S, path: str | Path) -> DeAOT | S2S:
     DeAOT) into ``model``. A deformable model accepts a vanilla checkpoint (offset networks missing;
     warns, see module doc)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure becomes a one-line input error
-        raise InputError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+    obj = read_checkpoint(path)
     skipped = load_state_dict_strict(model, extract_state_dict(obj, str(path)), str(path),
                                      allow_missing=getattr(model, "offset_parameter_names", list)())
     if skipped:

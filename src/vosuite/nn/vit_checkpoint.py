@@ -23,6 +23,7 @@ import torch
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
+from vosuite.io.checkpoint_file import read_checkpoint
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
 
 BACKBONE_FORMAT = "vosuite-backbone"
@@ -57,13 +58,7 @@ def load_vit(model: VisionTransformer, path: str | Path, part: str = "teacher") 
     """Load a DINO file into ``model`` strictly; InputError naming the file when nothing or not
     everything fits."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure is a one-line input error
-        raise InputError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-    state = backbone_state(obj, str(path), part)
+    state = backbone_state(read_checkpoint(path), str(path), part)
     own = model.state_dict()
     matching = [k for k in own if k in state and tuple(state[k].shape) == tuple(own[k].shape)]
     if not matching:

@@ -65,6 +65,16 @@ def freeze_encoder(model: DeAOT, freeze_at: int) -> int:
     return count
 
 
+def build_trainable_deaot(config) -> DeAOT:
+    """The ``model`` section's DeAOT variant (with its initial weights), encoder stages frozen
+    (``encoder_freeze_at``), batch norms trainable with ``encoder_norm: batch``, in train mode."""
+    model = build(config.model.name, config.model.checkpoint)
+    freeze_encoder(model, config.model.encoder_freeze_at)
+    if config.model.encoder_norm == "batch":
+        thaw_batch_norm(model.encoder)
+    return model.train()
+
+
 def check_crop_size(config) -> None:
     """Refuse training crops that are not 16 n + 1 pixels for an ``align_corners`` model.
 
@@ -106,12 +116,7 @@ class DeAOTMethod(Method):
         self.aux_steps = total * options.aux_loss_ratio + 1e-5
 
     def build_model(self) -> DeAOT:
-        """The variant (with the configured initial weights), encoder stages frozen, in train mode."""
-        model = build(self.config.model.name, self.config.model.checkpoint)
-        freeze_encoder(model, self.config.model.encoder_freeze_at)
-        if self.config.model.encoder_norm == "batch":
-            thaw_batch_norm(model.encoder)
-        return model.train()
+        return build_trainable_deaot(self.config)
 
     def freezable_keys(self) -> list[str]:
         """Parameter name parts whose rate is 0 during sequential training."""

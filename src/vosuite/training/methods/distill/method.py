@@ -34,15 +34,13 @@ from torch import nn
 
 from vosuite.errors import InputError
 from vosuite.inference.memory import DEFAULT_MAX_LONG_TERM_FRAMES, MemoryConfig
-from vosuite.models.build import build
 from vosuite.models.deaot import DeAOT
-from vosuite.nn.frozen_bn import thaw_batch_norm
 from vosuite.nn.gpm import PropagationAttention
 from vosuite.registry import create_model, family_of
 from vosuite.training.methods.base import Method, check_encoder_norm
 from vosuite.training.methods.deaot.clip_forward import ClipForward, ClipOutput, ClipPlan, shuffle_matrices
 from vosuite.training.methods.deaot.losses import AOTLoss, LossConfig
-from vosuite.training.methods.deaot.method import check_crop_size, freeze_encoder
+from vosuite.training.methods.deaot.method import build_trainable_deaot, check_crop_size
 from vosuite.training.methods.distill.losses import (
     CKA_KERNELS,
     RELATION_FORMS,
@@ -109,11 +107,7 @@ class DistillMethod(Method):
 
     def build_model(self) -> DeAOT:
         """The student (with the configured initial weights), in train mode."""
-        model = build(self.config.model.name, self.config.model.checkpoint)
-        freeze_encoder(model, self.config.model.encoder_freeze_at)
-        if self.config.model.encoder_norm == "batch":
-            thaw_batch_norm(model.encoder)
-        return model.train()
+        return build_trainable_deaot(self.config)
 
     def auxiliary_modules(self) -> dict[str, nn.Module]:
         """The frozen teacher (the engine keeps it in eval mode, without gradients, out of DDP,
