@@ -80,3 +80,23 @@ def test_bba_models_are_registered_and_unsupervised(case: dict) -> None:
     assert {"bba-vits8", "bba-vits16"} <= set(vosuite.list_models("bba"))
     with pytest.raises(InputError, match="unsupervised model"):
         vosuite.Segmenter(model="bba-vits16", checkpoint=case["ckpt"])
+
+
+def test_single_object_rule() -> None:
+    from vosuite.inference.discover import border_and_area, foreground_proposal
+
+    labels = np.ones((10, 12), np.uint8)  # proposal 1 wraps the frame
+    labels[3:7, 4:8] = 2  # proposal 2 sits inside
+    labels[0:2, 0:2] = 3  # proposal 3 in a corner
+    border, area = border_and_area(labels)
+    assert area == {1: 100, 2: 16, 3: 4} and border[3] == 3 and 2 not in border
+    assert foreground_proposal(border, area) == 2
+    assert foreground_proposal({1: 5}, {1: 50, 2: 0}) == 1  # empty proposals never win
+
+
+def test_cli_single_object(case: dict, tmp_path: Path) -> None:
+    out = tmp_path / "single"
+    assert main(["discover", str(case["frames"]), "--out", str(out), "--model", "bba-vits16", "--checkpoint",
+                 str(case["ckpt"]), "--ratio", "4", "--tau", str(TAU), "--single-object", "--no-progress"]) == 0
+    masks = [read_mask(out / f"{t:05d}.png") for t in range(FRAMES)]
+    assert all(set(np.unique(m)) <= {0, 1} for m in masks) and any(m.any() for m in masks)

@@ -151,6 +151,9 @@ def _add_discover(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tau", type=float, default=1.0,
                         help="clustering distance threshold (default 1.0, the original's; smaller: more proposals)")
     parser.add_argument("--ratio", type=int, default=10, help="a key frame every N frames (default 10)")
+    parser.add_argument("--single-object", action="store_true",
+                        help="DAVIS-2016 style: write one proposal as the foreground (0/1 masks), the one whose "
+                             "pixels touch the frame border least, as a share of its area")
     parser.add_argument("--size", type=int, metavar="PIXELS", help="internal short side (default 240)")
     parser.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
@@ -338,7 +341,9 @@ def _run_discover(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     discoverer = Discoverer(args.model, args.checkpoint, tau=args.tau, ratio=args.ratio, size=args.size,
                             device=args.device, progress=not args.no_progress)
-    print(discoverer.discover_to(args.input, args.out, overlay=args.overlay, overwrite=args.overwrite).summary())
+    report = discoverer.discover_to(args.input, args.out, overlay=args.overlay, overwrite=args.overwrite,
+                                    single_object=args.single_object)
+    print(report.summary())
     return 0
 
 

@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from vosuite.errors import InputError
-from vosuite.inference.discover import WINDOW, assign, first_level, merge_level
+from vosuite.inference.discover import (
+    WINDOW,
+    assign,
+    border_and_area,
+    first_level,
+    foreground_proposal,
+    merge_level,
+)
 from vosuite.inference.propagate import Video, video_frames
 from vosuite.inference.weights import load_model
 from vosuite.io.frames import open_frames
@@ -147,9 +154,27 @@ class Discoverer:
                 yield start + offset, _upsample(label, frame_size)
 
     # -- files ----------------------------------------------------------------------------------------
+    def single_object(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
+        """DAVIS-2016 style output: one proposal picked as the foreground
+        (:func:`~vosuite.inference.discover.foreground_proposal`, from a first pass over every frame's
+        proposals), yielded as 0/1 maps. The video is read six times (two discoveries)."""
+        border: dict[int, int] = {}
+        area: dict[int, int] = {}
+        for _, labels in self.discover(video):
+            edge, pixels = border_and_area(labels)
+            for pid, count in edge.items():
+                border[pid] = border.get(pid, 0) + count
+            for pid, count in pixels.items():
+                area[pid] = area.get(pid, 0) + count
+        self.foreground = foreground_proposal(border, area)
+        for index, labels in self.discover(video):
+            yield index, (labels == self.foreground).astype(np.uint8)
+
     def discover_to(self, video: str | os.PathLike, out_dir: str | os.PathLike,
-                    overlay: str | os.PathLike | None = None, overwrite: bool = False) -> DiscoveryReport:
-        """Write ``<out>/<frame>.png`` (palette PNGs of proposal ids) for every frame, and an overlay video."""
+                    overlay: str | os.PathLike | None = None, overwrite: bool = False,
+                    single_object: bool = False) -> DiscoveryReport:
+        """Write ``<out>/<frame>.png`` (palette PNGs of proposal ids, or with ``single_object`` 0/1
+        masks of the picked foreground) for every frame, and an overlay video."""
         source = open_frames(video)
         names = source.names
         folder = prepare_output(Path(out_dir), overwrite)
@@ -158,7 +183,8 @@ class Discoverer:
             writer = stack.enter_context(OverlayWriter(overlay, fps=source.fps or 24.0)) if overlay else None
             update = stack.enter_context(progress_bar("discovering", self.progress))
             frames = iter(source)
-            for index, labels in self.discover(video):
+            stream = self.single_object(video) if single_object else self.discover(video)
+            for index, labels in stream:
                 name = names[index] if names else f"{index:05d}"
                 write_mask(folder.file(f"{name}.png"), labels)
                 if writer is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from vosuite.nn.st_block import SpatioTemporalBlock
@@ -158,3 +159,24 @@ def discover_objects(block: SpatioTemporalBlock, keys: torch.Tensor, tau: float 
     final, inputs = merge_level(centroids, tau, max_passes)
     labels = assign(attention_windows(q, k, scale, window), final, frames, (h, w))
     return Discovery(labels=labels, centroids=final, first_level_counts=counts, merge_inputs=inputs)
+
+
+def foreground_proposal(border_pixels: dict[int, int], pixels: dict[int, int]) -> int:
+    """The single-object rule (DAVIS-2016 output of unsupervised proposals): the proposal whose
+    pixels touch the frame border least, as a fraction of its own area over the whole video
+    (backgrounds wrap the frame; a salient object sits inside it); ties go to the larger proposal.
+    ``border_pixels`` / ``pixels``: proposal id -> count of its pixels on the one-pixel frame
+    border / everywhere, summed over the frames."""
+    candidates = [pid for pid, count in pixels.items() if count > 0]
+    if not candidates:
+        raise ValueError("no proposal has any pixel")
+    return min(candidates, key=lambda pid: (border_pixels.get(pid, 0) / pixels[pid], -pixels[pid], pid))
+
+
+def border_and_area(labels: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
+    """Per proposal id of one label map [H, W]: (pixels on its one-pixel border, pixels)."""
+    border = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    ids, counts = np.unique(labels, return_counts=True)
+    edge_ids, edge_counts = np.unique(border, return_counts=True)
+    return ({int(i): int(c) for i, c in zip(edge_ids, edge_counts, strict=True) if i > 0},
+            {int(i): int(c) for i, c in zip(ids, counts, strict=True) if i > 0})
