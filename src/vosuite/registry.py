@@ -384,7 +384,7 @@ for _base, _summary in _DEAOT_SUMMARIES.items():
 for _base, _summary in _DEAOT_SUMMARIES.items():
     register_model(f"{_base}-deform", "deaot", summary=f"{_summary}, deformable attention",
                    **({"weights": "deaot-t-deform.pt",
-                       "sha256": "27642a16fb9df303fc8fe00e50a2a86d3e4bc1a46427505283a0b90c9a9fa0a3"}
+                       "sha256": "bf5fe394410e668342f320f41b75ce2c5ff2f832ba2733da917a6938dbae21bc"}
                       if _base == "deaot-t" else {}))
 _S2S_SUMMARIES = {"s2s": "S2S: ConvLSTM encoder-decoder", "s2s-dist": "S2S + distance-class head",
                   "s2spp": "S2S++: skip-memory + distance-class head"}
