@@ -32,11 +32,12 @@ from rich.console import Console
 from vosuite.errors import InputError
 from vosuite.inference.discover import (
     WINDOW,
-    assign,
+    assign_window,
     border_and_area,
     first_level,
     foreground_proposal,
     merge_level,
+    window_distributions,
 )
 from vosuite.inference.propagate import Video, video_frames
 from vosuite.inference.weights import load_model
@@ -125,10 +126,10 @@ class Discoverer:
         for index, rgb in enumerate(video_frames(video)):
             batch.append(self.queries(self.keys(rgb)))
             if len(batch) == WINDOW:
-                yield start, _distributions(torch.stack(batch), key_tokens, scale)
+                yield start, window_distributions(torch.stack(batch), key_tokens, scale)
                 batch, start = [], index + 1
         if batch:
-            yield start, _distributions(torch.stack(batch), key_tokens, scale)
+            yield start, window_distributions(torch.stack(batch), key_tokens, scale)
 
     @torch.no_grad()
     def discover(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
@@ -149,8 +150,7 @@ class Discoverer:
         final, _ = merge_level(centroids, self.tau)
         self.proposals = len(final)
         for start, distributions in self._windows(video, key_tokens):  # pass 3
-            labels = assign(iter([(0, distributions)]), final, distributions.shape[0] // (grid[0] * grid[1]), grid)
-            for offset, label in enumerate(labels):
+            for offset, label in enumerate(assign_window(distributions, final, grid)):
                 yield start + offset, _upsample(label, frame_size)
 
     # -- files ----------------------------------------------------------------------------------------
@@ -192,13 +192,6 @@ class Discoverer:
                 count += 1
                 update(count, source.num_frames or count)
         return DiscoveryReport(count, self.proposals, time.perf_counter() - started, folder.path)
-
-
-def _distributions(queries: torch.Tensor, key_tokens: torch.Tensor, scale: float) -> torch.Tensor:
-    """Window queries [q, heads, hw, d] against key-frame tokens [K, heads, hw, d] -> [q*hw, K*hw]."""
-    from vosuite.inference.discover import attention_windows
-
-    return next(attention_windows(queries, key_tokens, scale, window=len(queries)))[1]
 
 
 def _upsample(label: torch.Tensor, frame_size: tuple[int, int]) -> np.ndarray:

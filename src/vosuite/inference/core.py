@@ -32,7 +32,7 @@ from vosuite.inference.preprocess import (
     resize_label,
 )
 from vosuite.inference.step import deaot_step, start_memory
-from vosuite.io.masks import VOID_ID
+from vosuite.io.masks import VOID_ID, ids_from_binary_0_255
 from vosuite.models.deaot import DeAOT
 
 #: Largest object id that fits a palette PNG next to void (255).
@@ -85,8 +85,9 @@ class VideoCore:
         return lookup[self._label[0, 0].numpy()]
 
     def _internal_mask(self, mask: np.ndarray, object_ids: Sequence[int] | None) -> np.ndarray | None:
-        """The mask with internal ids (new objects get new ones); None when it holds no object."""
-        mask = np.asarray(mask)
+        """The mask with internal ids (new objects get new ones); None when it holds no object. A
+        mask holding only 0 and 255 (DAVIS-2016 style) is one object, as in mask files."""
+        mask = ids_from_binary_0_255(np.asarray(mask))
         if mask.ndim != 2 or tuple(mask.shape) != self.frame_size:
             raise InputError(f"mask shape {mask.shape} differs from the frame's {self.frame_size}")
         if object_ids is None:

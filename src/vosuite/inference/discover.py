@@ -53,15 +53,20 @@ def queries_and_keys(block: SpatioTemporalBlock, keys: torch.Tensor, key_frames:
     return qkv[0], qkv[1][key_frames]
 
 
+def window_distributions(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """Queries of some frames [q, heads, hw, d] against key-frame tokens [K, heads, hw, d] -> each
+    token's distribution over the K*hw key tokens [q*hw, K*hw] (one softmax per head, heads averaged)."""
+    logits = torch.einsum("qhnc,khmc->qkhnm", q, k) * scale  # [q, K, heads, hw, hw]
+    n_q, n_k, heads, hw = logits.shape[:4]
+    logits = logits.permute(0, 3, 2, 1, 4).reshape(n_q * hw, heads, n_k * hw)  # (q n) h (k m)
+    return torch.softmax(logits, dim=-1).mean(dim=1)
+
+
 def attention_windows(q: torch.Tensor, k: torch.Tensor, scale: float, window: int = WINDOW
                       ) -> Iterator[tuple[int, torch.Tensor]]:
     """(first frame, distributions [frames*hw, K*hw]) of each window of query frames."""
-    frames, heads, hw, _ = q.shape
-    for start in range(0, frames, window):
-        logits = torch.einsum("qhnc,khmc->qkhnm", q[start:start + window], k) * scale  # [q, K, heads, hw, hw]
-        n_q, n_k = logits.shape[0], logits.shape[1]
-        logits = logits.permute(0, 3, 2, 1, 4).reshape(n_q * hw, heads, n_k * hw)  # (q n) h (k m)
-        yield start, torch.softmax(logits, dim=-1).mean(dim=1)
+    for start in range(0, q.shape[0], window):
+        yield start, window_distributions(q[start:start + window], k, scale)
 
 
 def kl_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -124,16 +129,21 @@ def merge_level(centroids: list[torch.Tensor], tau: float, max_passes: int = 100
     return torch.stack(current), inputs
 
 
+def assign_window(distributions: torch.Tensor, centroids: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """One window's label maps [frames, h, w] (long, ids 1..K): each token's closest centroid
+    (first on ties)."""
+    nearest = torch.argmin(kl_distance(centroids, distributions), dim=0)  # [frames * hw]
+    return (nearest + 1).view(-1, *size).cpu()
+
+
 def assign(windows: Iterator[tuple[int, torch.Tensor]], centroids: torch.Tensor, frames: int, size: tuple[int, int]
            ) -> torch.Tensor:
-    """Label maps [T, h, w] (long, ids 1..K): each token's closest centroid (first on ties)."""
-    h, w = size
-    labels = torch.zeros(frames, h * w, dtype=torch.long)
+    """Label maps [T, h, w] of every window (:func:`assign_window`)."""
+    labels = torch.zeros(frames, *size, dtype=torch.long)
     for start, distributions in windows:
-        nearest = torch.argmin(kl_distance(centroids, distributions), dim=0)  # [frames_in_window * hw]
-        count = distributions.shape[0] // (h * w)
-        labels[start:start + count] = (nearest + 1).view(count, h * w).cpu()
-    return labels.view(frames, h, w)
+        window = assign_window(distributions, centroids, size)
+        labels[start:start + len(window)] = window
+    return labels
 
 
 @dataclass(frozen=True)

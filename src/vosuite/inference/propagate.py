@@ -23,7 +23,6 @@ import numpy as np
 
 from vosuite.errors import InputError
 from vosuite.inference.core import VideoCore
-from vosuite.io.masks import ids_from_binary_0_255
 
 #: A prompt: a label map, or a function of the frame size (H, W) that reads one.
 Prompt = np.ndarray | Callable[[tuple[int, int]], np.ndarray]
@@ -52,8 +51,6 @@ def propagate(core: VideoCore, video: Video, prompts: Mapping[int, Prompt]) -> I
         prompt = pending.pop(index, None)
         if callable(prompt):
             prompt = prompt(tuple(np.asarray(rgb).shape[:2]))
-        elif prompt is not None:
-            prompt = ids_from_binary_0_255(np.asarray(prompt))  # a 0/255 mask is one object, as in files
         core.step(rgb, prompt)
         yield index, core.labels
     if pending:
