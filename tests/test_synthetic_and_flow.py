@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from vosuite.datasets.synthetic import SyntheticClipConfig, render_clip
-from vosuite.inference.flow_propagation import FlowPropagator
 from vosuite.metrics.region import region_similarity
+from vosuite.segment import Segmenter
 
 
 def test_clip_is_deterministic_and_labelled() -> None:
@@ -39,10 +39,9 @@ def test_object_texture_moves_with_the_object() -> None:
 
 def test_flow_propagation_follows_objects() -> None:
     frames, labels = render_clip(SyntheticClipConfig(num_frames=40))
-    tracker = FlowPropagator()
     scores = []
-    for index, (frame, truth) in enumerate(zip(frames, labels, strict=True)):
-        predicted = tracker.step(frame, truth if index == 0 else None)
+    tracked = Segmenter(model="flow", progress=False).propagate(frames, {0: labels[0]})
+    for index, ((_, predicted), truth) in enumerate(zip(tracked, labels, strict=True)):
         if index:
             scores.append(np.mean([region_similarity(predicted == k, truth == k) for k in (1, 2)]))
     assert np.mean(scores) > 0.85

@@ -9,22 +9,16 @@ tracker is the default model with the weights that ship in the package (the DeAO
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from vosuite.datasets.registry import open_dataset
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
 from vosuite.evaluate import EvalRequest, run_eval
-from vosuite.inference.flow_propagation import FlowPropagator
-from vosuite.io.frames import open_frames
-from vosuite.io.masks import write_mask
 from vosuite.io.output import prepare_output
-from vosuite.io.overlay import OverlayWriter
-from vosuite.progress import progress_bar
+from vosuite.registry import DEFAULT_MODEL
 
 TRACKERS = ("student", "flow")
 
@@ -43,11 +37,9 @@ def run_demo(out: Path, overwrite: bool = False, console: Console | None = None,
     video = open_dataset("generic", clip_root).video(config.name)
     predictions = out / "predictions" / config.name
     overlay = folder.file("overlay.mp4")
-    if tracker == "student":
-        first_mask = video.annotation_paths[video.annotated_frames[0]]
-        _segment_with_student(frames_dir, first_mask, predictions, overlay, console)
-    else:
-        _segment_with_flow(frames_dir, video.labels(video.annotated_frames[0]), predictions, overlay, console)
+    first_mask = video.annotation_paths[video.annotated_frames[0]]
+    _segment_with(DEFAULT_MODEL if tracker == "student" else "flow", frames_dir, first_mask, predictions, overlay,
+                  console)
     folder.adopt("predictions")
     written = [folder.file(name) for name in ("results.json", "results.csv", "per_sequence.png")]
     result = run_eval(EvalRequest(ground_truth=clip_root, predictions=out / "predictions", dataset="generic",
@@ -56,29 +48,13 @@ def run_demo(out: Path, overwrite: bool = False, console: Console | None = None,
     return result.global_scores()["J&F-Mean"]
 
 
-def _segment_with_student(frames_dir: Path, first_mask: Path, predictions: Path, overlay: Path,
-                          console: Console) -> None:
-    """The default model with its shipped weights (``vosuite segment`` without --model/--checkpoint)."""
+def _segment_with(model: str, frames_dir: Path, first_mask: Path, predictions: Path, overlay: Path,
+                  console: Console) -> None:
+    """``vosuite segment`` with ``model``: the shipped student, or the registered ``flow`` baseline."""
     from vosuite.segment import Segmenter
 
-    segmenter = Segmenter(console=console)
+    segmenter = Segmenter(model=model, console=console)
     report = segmenter.segment(frames_dir, first_mask, predictions, overlay=overlay)
-    console.print(f"{report.summary()} with the shipped {segmenter.model.cfg.name} weights "
-                  f"(internal size {segmenter.size})")
-
-
-def _segment_with_flow(frames_dir: Path, first_labels: np.ndarray, predictions: Path, overlay: Path,
-                       console: Console) -> None:
-    """The optical-flow propagation baseline (no learned weights)."""
-    tracker = FlowPropagator()
-    started = time.perf_counter()
-    frames = open_frames(frames_dir)
-    with OverlayWriter(overlay, fps=12) as draw, progress_bar("segmenting") as update:
-        for frame in frames:
-            labels = tracker.step(frame.rgb, first_labels if frame.index == 0 else None)
-            write_mask(predictions / f"{frame.name}.png", labels)
-            draw.write(frame.rgb, labels)
-            update(frame.index + 1, len(frames))
-    elapsed = time.perf_counter() - started
-    console.print(f"segmented {len(frames)} frames in {elapsed:.2f} s ({len(frames) / elapsed:.1f} fps) "
-                  "with the optical-flow propagation baseline")
+    weights = (f"the shipped {model} weights (internal size {segmenter.size})" if segmenter.family.trained
+               else f"the training-free {model} baseline")
+    console.print(f"{report.summary()} with {weights}")

@@ -37,23 +37,3 @@ def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     return cv2.remap(labels, grid_x + flow[..., 0], grid_y + flow[..., 1], interpolation=cv2.INTER_NEAREST,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-class FlowPropagator:
-    """``step(frame, mask=None) -> labels``: the first call needs the first frame's mask."""
-
-    def __init__(self, method: str = "farneback") -> None:
-        self.method = method
-        self.previous_gray: np.ndarray | None = None
-        self.previous_labels: np.ndarray | None = None
-
-    def step(self, frame_rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
-        if mask is not None:
-            labels = mask.astype(np.uint8)
-        elif self.previous_gray is None or self.previous_labels is None:
-            raise ValueError("the first step needs a mask")
-        else:
-            labels = warp_labels(self.previous_labels, backward_flow(gray, self.previous_gray, self.method))
-        self.previous_gray, self.previous_labels = gray, labels
-        return labels
