@@ -93,8 +93,6 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "the checkpoint was trained for, else the model's. DeAOT: shrink frames so the "
                              "short side is <= PIXELS before the model's size rule; S2S: scale the short side "
                              "to PIXELS (default 256), then round both sides to multiples of 32")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
-    parser.add_argument("--device", default="cpu", help="where the network runs: cpu (default), cuda, cuda:1 ...")
     parser.add_argument("--long-term-gap", type=int, metavar="N",
                         help="DeAOT: add a frame to the long-term memory every N frames (default: the model's); "
                              "an error with S2S models, which keep a fixed-size state per object")
@@ -105,7 +103,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="S2S: merge the objects by soft aggregation (soft, the default: AOT / STM odds "
                              "against the product of the background probabilities) or as RS2S does (rs2s: "
                              "argmax against a constant 0.5 background); an error with DeAOT models")
-    parser.add_argument("--overwrite", action="store_true", help="replace the output folder's content")
+    _add_run_options(parser)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Threads, device, --overwrite and --no-progress of the commands that run a network."""
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
+    parser.add_argument("--device", default="cpu", help="where the network runs: cpu (default), cuda, cuda:1 ...")
+    parser.add_argument("--overwrite", action="store_true", help="replace what vosuite wrote in the output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -155,10 +160,7 @@ def _add_discover(commands: argparse._SubParsersAction) -> None:
                         help="DAVIS-2016 style: write one proposal as the foreground (0/1 masks), the one whose "
                              "pixels touch the frame border least, as a share of its area")
     parser.add_argument("--size", type=int, metavar="PIXELS", help="internal short side (default 240)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
-    parser.add_argument("--overwrite", action="store_true", help="replace what vosuite wrote in --out")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_options(parser)
 
 
 def _add_convert(commands: argparse._SubParsersAction) -> None:
