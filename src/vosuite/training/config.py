@@ -40,6 +40,10 @@ class ModelSection:
 
     name: str = "deaot-t"
     checkpoint: str | None = None  # aot-benchmark or vosuite weights to start from
+    # warm start from another network (file or registered model name): every tensor whose name and
+    # shape match is copied (vosuite.training.transplant), e.g. a trained student into a teacher
+    init_from: str | None = None
+    init_prefixes: tuple[str, ...] = ()  # only names under these prefixes; empty: every match
     encoder_freeze_at: int = 2  # TRAIN_ENCODER_FREEZE_AT: 1 = stem, 2 = stem + first stage frozen
     # "frozen": the encoder's norms keep their loaded statistics (aot-benchmark MODEL_FREEZE_BN);
     # "batch": trainable batch norms (from-scratch training), frozen back into the inference layout

@@ -12,6 +12,7 @@ network's own predictions become memory, with detached identity embeddings, and 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from vosuite.registry import family_of
 from vosuite.training.methods.base import Method, check_encoder_norm
 from vosuite.training.methods.deaot.clip_forward import ClipForward, ClipPlan, shuffle_matrices
 from vosuite.training.methods.deaot.losses import AOTLoss, LossConfig
+from vosuite.training.transplant import transplant
 
 #: Encoder parameter prefixes frozen by TRAIN_ENCODER_FREEZE_AT (1: stem, 2: + first stage).
 FREEZE_STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -66,9 +68,13 @@ def freeze_encoder(model: DeAOT, freeze_at: int) -> int:
 
 
 def build_trainable_deaot(config) -> DeAOT:
-    """The ``model`` section's DeAOT variant (with its initial weights), encoder stages frozen
+    """The ``model`` section's DeAOT variant (with its initial weights and ``init_from``), encoder stages frozen
     (``encoder_freeze_at``), batch norms trainable with ``encoder_norm: batch``, in train mode."""
     model = build(config.model.name, config.model.checkpoint)
+    if config.model.init_from:
+        report = transplant(model, config.model.init_from, tuple(config.model.init_prefixes))
+        print(f"model.init_from {config.model.init_from}: {len(report.copied)} tensors, "
+              f"{report.fraction:.0%} of the weights", file=sys.stderr, flush=True)
     freeze_encoder(model, config.model.encoder_freeze_at)
     if config.model.encoder_norm == "batch":
         thaw_batch_norm(model.encoder)
