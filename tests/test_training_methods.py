@@ -333,10 +333,47 @@ def test_distillation_loss_falls_when_over_fitting_one_clip(clip_root: Path, tea
     assert cka[-1] > cka[0] + 0.05
 
 
+@pytest.mark.parametrize("source", ["pseudo", "teacher"])
+def test_fully_label_free_distillation_reads_no_human_mask(clip_root: Path, teacher_checkpoint: Path,
+                                                           tmp_path: Path, source: str) -> None:
+    config = distill_config(clip_root, teacher_checkpoint, "train.total_steps=2", "train.batch_size=2",
+                            f"distill.reference_masks={source}")
+    method = method_class("distill")(config)
+    torch.manual_seed(0)
+    model = method.build_model()
+    method.auxiliary_modules()
+    dataset = method.build_data(model).dataset
+    assert isinstance(dataset, UnlabelledClipDataset)  # frames only: the dataset's masks are never read
+    sample = dataset[0]
+    assert sample["labels"].shape[:2] == (config.data.num_frames, 1) and not sample["labels"][1:].any()
+    assert sample["obj_num"] == int(sample["labels"][0].max()) >= 1
+    dataset.set_epoch(1)  # one video: a second clip from the next epoch
+    batch = collate_clips([{**sample, "index": 0}, {**dataset[0], "index": 1}])
+    loss, logs = method.training_step(model, batch, 0)
+    assert torch.isfinite(loss) and 0 < logs["cka"] <= 1
+    if source == "teacher":  # the teacher's own mask of the frame, with the region's object count
+        refined = method.teacher_reference(batch["frames"][:, 0], batch["labels"][:, 0], batch["obj_num"])
+        assert refined.shape == batch["labels"][:, 0].shape
+        assert [int(r.max()) for r in refined] == batch["obj_num"]
+    Trainer(config, run_dir=tmp_path / "run").fit()
+    assert (tmp_path / "run" / "final.pt").is_file()
+
+
+def test_label_free_distillation_refuses_the_ground_truth_term(clip_root: Path, teacher_checkpoint: Path) -> None:
+    config = distill_config(clip_root, teacher_checkpoint, "distill.reference_masks=pseudo", "distill.gt_weight=1")
+    with pytest.raises(InputError, match="gt_weight needs human labels"):
+        method_class("distill")(config)
+    with pytest.raises(InputError, match="reference_masks 'human'"):
+        method_class("distill")(distill_config(clip_root, teacher_checkpoint, "distill.reference_masks=human"))
+
+
 def test_distillation_recipe_loads_and_round_trips(tmp_path: Path) -> None:
     config = load_config(REPO / "configs" / "distill_deaot_t_davis16.yaml")
     assert config.method == "distill" and config.method_options.teacher == "deaot-l"
     assert load_config(save_config(config, tmp_path / "c.yaml")) == config
+    label_free = load_config(REPO / "configs" / "distill_deaot_t_labelfree_davis16.yaml")
+    assert label_free.method_options.reference_masks == "teacher" and label_free.method_options.gt_weight == 0
+    assert label_free.optim == config.optim and label_free.train == config.train
     with pytest.raises(InputError, match="distill.relation_form"):
         method_class("distill")(load_config(REPO / "configs" / "distill_deaot_t_davis16.yaml",
                                             ["distill.relation_form=cosine"]))

@@ -3,11 +3,14 @@
 For label-free methods (distillation's label-free student, self-supervised methods): samples
 carry frames only. A source is any vosuite dataset (its annotations are ignored) or a folder of
 videos in the ``generic`` layout's ``JPEGImages/<video>/`` form; every frame of a video is a
-candidate, not only annotated ones. Each sample::
+candidate, not only annotated ones. With ``reference_objects``, pseudo-objects of the first
+frame (:mod:`~vosuite.training.data.pseudo_objects`) become its labels, so a clip trains a
+semi-supervised network with no human mask. Each sample::
 
     {"frames": [N, 3, H, W] float32 (ImageNet-normalised, the inference normalisation; or RGB in
                 0..1 with ``normalize=False``),
-     "video": str, "frame_indices": [N] int64}
+     "video": str, "frame_indices": [N] int64,
+     "labels": [N, 1, H, W] int64 and "obj_num": int (with reference_objects: frame 0's pseudo-objects)}
 
 N frames with random gaps of 1..``max_gap`` (reflected at the ends, randomly reversed), scaled
 and cropped together to ``size``, flipped and colour-jittered together. Every random choice comes
@@ -34,6 +37,7 @@ from vosuite.training.data.augment import (
     random_scale_crop,
 )
 from vosuite.training.data.clips import sample_frame_indices, to_tensors
+from vosuite.training.data.pseudo_objects import PseudoObjectConfig, pseudo_objects
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class UnlabelledClipConfig:
     samples_per_epoch: int | None = None
     seed: int = 0
     normalize: bool = True  # False: RGB in 0..1 (for networks with their own normalisation, e.g. DINO)
+    # pseudo-objects of the first frame as its reference mask (label-free distillation); None: no labels
+    reference_objects: PseudoObjectConfig | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1 or self.max_gap < 1:
@@ -88,11 +94,20 @@ class UnlabelledClipDataset(torch.utils.data.Dataset):
         clip = horizontal_flip(clip, rng, config.flip_prob)
         if config.jitter is not None:
             clip = colour_jitter(clip, rng, config.jitter)
+        sample: dict[str, object] = {"video": record.name, "frame_indices": torch.tensor(indices, dtype=torch.long)}
+        if config.reference_objects is not None:
+            labels = np.zeros(clip.frames.shape[:3], np.uint8)
+            labels[0] = pseudo_objects(clip.frames[0], rng, config.reference_objects)  # frame 0 only
+            clip = Clip(clip.frames, labels)
+            sample["obj_num"] = int(labels[0].max())
         if config.normalize:
             tensors, _ = to_tensors(clip)
         else:
             tensors = torch.from_numpy(np.ascontiguousarray(clip.frames.transpose(0, 3, 1, 2))) / 255.0
-        return {"frames": tensors, "video": record.name, "frame_indices": torch.tensor(indices, dtype=torch.long)}
+        sample["frames"] = tensors
+        if config.reference_objects is not None:
+            sample["labels"] = torch.from_numpy(clip.labels.astype(np.int64))[:, None]  # [N, 1, H, W], 0 after frame 0
+        return sample
 
 
 def collate_frames(samples: list[dict[str, object]]) -> dict[str, object]:
@@ -102,14 +117,16 @@ def collate_frames(samples: list[dict[str, object]]) -> dict[str, object]:
             "index": [int(s["index"]) for s in samples], "video": [str(s["video"]) for s in samples]}
 
 
-def unlabelled_clips(config, num_frames: int | None = None, normalize: bool = True) -> UnlabelledClipDataset:
+def unlabelled_clips(config, num_frames: int | None = None, normalize: bool = True,
+                     reference_objects: PseudoObjectConfig | None = None) -> UnlabelledClipDataset:
     """The :class:`UnlabelledClipDataset` of a training config's ``data`` section (its dataset's
-    videos, every frame; ``num_frames`` overrides ``data.num_frames``, 1 = plain frames)."""
+    videos, every frame; ``num_frames`` overrides ``data.num_frames``, 1 = plain frames;
+    ``reference_objects``: pseudo-objects as the first frame's labels)."""
     from vosuite.datasets import open_dataset
 
     data = config.data
     clip_config = UnlabelledClipConfig(num_frames=num_frames or data.num_frames, size=data.size,
                                        max_gap=data.max_gap, reverse_prob=data.reverse_prob,
                                        jitter=JitterConfig() if data.augment else None, seed=config.train.seed,
-                                       normalize=normalize)
+                                       normalize=normalize, reference_objects=reference_objects)
     return UnlabelledClipDataset(open_dataset(data.dataset, data.root, data.split), clip_config)

@@ -6,8 +6,14 @@ and the student (``model.name``, e.g. ``deaot-t-deform``) see the same clip with
 augmentation. Both propagate it the way they run at inference: the reference frame's mask is the
 only mask given, and every later frame's memory is built from the network's *own* prediction
 (``ClipPlan(teacher_forcing=False)``), so the student's loss uses no human mask but each clip's
-reference mask (the labels of frames 1..T-1 are zeroed before either network sees the clip). The
-loss, on frames 1..T-1::
+reference mask (the labels of frames 1..T-1 are zeroed before either network sees the clip).
+
+Fully label-free (``reference_masks: pseudo`` or ``teacher``): the reference mask is made
+without a human too, from pseudo-objects of a classical segmentation of the clip's first frame
+(:mod:`~vosuite.training.data.pseudo_objects`), optionally re-segmented by the teacher on that
+frame (:meth:`DistillMethod.teacher_reference`); clips then come from any folder of videos. The
+paper does not say how its self-supervised student gets reference masks: both are assumptions.
+The loss, on frames 1..T-1::
 
     att_weight * L_att + inter_weight * L_inter + intra_weight * L_intra
         + kd_weight * L_kd + gt_weight * L_gt
@@ -37,7 +43,10 @@ from vosuite.inference.memory import DEFAULT_MAX_LONG_TERM_FRAMES, MemoryConfig
 from vosuite.models.deaot import DeAOT
 from vosuite.nn.gpm import PropagationAttention
 from vosuite.registry import create_model, family_of
-from vosuite.training.methods.base import Method, check_encoder_norm
+from vosuite.training.data.clips import collate_clips
+from vosuite.training.data.pseudo_objects import PseudoObjectConfig
+from vosuite.training.data.unlabelled import unlabelled_clips
+from vosuite.training.methods.base import Method, TrainingData, check_encoder_norm
 from vosuite.training.methods.deaot.clip_forward import ClipForward, ClipOutput, ClipPlan, shuffle_matrices
 from vosuite.training.methods.deaot.losses import AOTLoss, LossConfig
 from vosuite.training.methods.deaot.method import build_trainable_deaot, check_crop_size
@@ -73,9 +82,22 @@ class DistillOptions:
     long_term_gap: int | None = None  # both networks' training-time memory gap (None: 9999)
     max_memory_frames: int | None = DEFAULT_MAX_LONG_TERM_FRAMES
     id_shuffle: bool = True  # the student's identities shuffled per clip (the teacher's are not)
+    # where each clip's reference mask comes from: "labels" (the human mask of its first frame),
+    # "pseudo" (pseudo-objects of a classical segmentation of that frame: no human mask at all, any
+    # folder of videos), "teacher" (those pseudo-objects re-segmented by the teacher on the frame)
+    reference_masks: str = "labels"
+    pseudo_objects: PseudoObjectConfig = field(default_factory=PseudoObjectConfig)
+
+
+#: Sources of the reference masks (``distill.reference_masks``).
+REFERENCE_MASKS = ("labels", "pseudo", "teacher")
 
 
 def check_distill_options(options: DistillOptions) -> None:
+    if options.reference_masks not in REFERENCE_MASKS:
+        raise InputError(f"distill.reference_masks {options.reference_masks!r}: use {', '.join(REFERENCE_MASKS)}")
+    if options.reference_masks != "labels" and options.gt_weight:
+        raise InputError("distill.gt_weight needs human labels: use it with distill.reference_masks=labels")
     if options.relation_form not in RELATION_FORMS:
         raise InputError(f"distill.relation_form {options.relation_form!r}: use {' or '.join(RELATION_FORMS)}")
     if options.cka_kernel not in CKA_KERNELS:
@@ -109,6 +131,14 @@ class DistillMethod(Method):
         """The student (with the configured initial weights), in train mode."""
         return build_trainable_deaot(self.config)
 
+    def build_data(self, model: DeAOT) -> TrainingData:
+        """Labelled clips (``reference_masks: labels``), or unlabelled clips of any folder of videos
+        whose first frame carries pseudo-objects."""
+        if self.options.reference_masks == "labels":
+            return super().build_data(model)
+        return TrainingData(unlabelled_clips(self.config, reference_objects=self.options.pseudo_objects),
+                            collate_clips)
+
     def auxiliary_modules(self) -> dict[str, nn.Module]:
         """The frozen teacher (the engine keeps it in eval mode, without gradients, out of DDP,
         the EMA and the checkpoints)."""
@@ -133,6 +163,8 @@ class DistillMethod(Method):
         reference = torch.zeros_like(labels)
         reference[:, 0] = labels[:, 0]  # the only mask either network sees
         with torch.no_grad():
+            if self.options.reference_masks == "teacher":
+                reference[:, 0] = self.teacher_reference(frames[:, 0], reference[:, 0], obj_nums)
             teacher = self.propagate(self.teacher, frames, reference, obj_nums, None)
         shuffle = None
         if self.options.id_shuffle:
@@ -145,6 +177,21 @@ class DistillMethod(Method):
         logs = {name: float(value.detach()) for name, value in terms.items()}
         logs.update(loss=float(loss.detach()), cka=1 - logs["att"])
         return loss, logs
+
+    def teacher_reference(self, frame: torch.Tensor, region: torch.Tensor, obj_nums: list[int]) -> torch.Tensor:
+        """The teacher's own mask of ``frame`` [B, 3, H, W] given a rough ``region`` [B, 1, H, W]
+        (pseudo-objects): the teacher propagates the region from the frame to the frame itself, and
+        its argmax over the live objects is the new reference [B, 1, H, W]. An object the teacher
+        drops keeps its region, so the object count is unchanged."""
+        frames = torch.stack([frame, frame], 1)  # [B, 2, 3, H, W]
+        plan = ClipPlan(teacher_forcing=False, memory=self.memory_config(), with_aux=False)
+        forward = ClipForward(self.teacher, torch.stack([region, region], 1), obj_nums, None, freeze_id=False)
+        label = forward.predicted_label(forward.run(frames, plan).logits[0])  # [B, 1, H, W]
+        refined = region.clone()
+        for b, count in enumerate(obj_nums):
+            if all(bool((label[b] == k).any()) for k in range(1, count + 1)):
+                refined[b] = label[b]
+        return refined
 
     def loss_terms(self, student: ClipOutput, teacher: ClipOutput, labels: torch.Tensor, obj_nums: list[int],
                    step: int, align_corners: bool) -> dict[str, torch.Tensor]:
