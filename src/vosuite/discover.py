@@ -40,13 +40,16 @@ from vosuite.inference.discover import (
     window_distributions,
 )
 from vosuite.inference.propagate import Video, video_frames
+from vosuite.inference.unsupervised_baselines import MotionSaliencyConfig, centred_ellipse, motion_saliency
 from vosuite.inference.weights import load_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import write_mask
 from vosuite.io.output import prepare_output
 from vosuite.io.overlay import OverlayWriter
+from vosuite.models.baseline import TrainingFreeTracker
 from vosuite.models.bba import BetrayedByAttention
 from vosuite.progress import progress_bar
+from vosuite.registry import create_model, family_of
 
 #: Default internal size (short side) of discovery on a CPU: 240 px gives 30 x 53 tokens at patch 8.
 DEFAULT_DISCOVER_SIZE = 240
@@ -74,7 +77,9 @@ class Discoverer:
     """Object discovery with a Betrayed-by-Attention model (module docstring).
 
     Args:
-        model: a registered ``bba-*`` name, or a :class:`~vosuite.models.bba.BetrayedByAttention`.
+        model: a registered ``bba-*`` name, or a :class:`~vosuite.models.bba.BetrayedByAttention`;
+            or an unsupervised training-free baseline, ``ellipse`` or ``motion-saliency``
+            (:mod:`vosuite.inference.unsupervised_baselines`; no weights, ``tau`` / ``ratio`` unused).
         checkpoint: its weights (a vosuite checkpoint of the bba family).
         tau: the clustering's distance threshold (smaller: more, finer proposals; the original: 1.0).
         ratio: every ``ratio``-th frame is a key frame (the original: 10).
@@ -85,11 +90,16 @@ class Discoverer:
     def __init__(self, model: str | BetrayedByAttention = "bba-vits8", checkpoint: str | os.PathLike | None = None,
                  tau: float = 1.0, ratio: int = 10, size: int | None = None, device: str = "cpu",
                  progress: bool = True, console: Console | None = None) -> None:
-        if isinstance(model, BetrayedByAttention):
+        if isinstance(model, (BetrayedByAttention, TrainingFreeTracker)):
             self.model = model
+        elif isinstance(model, str) and family_of(model).name == "baseline":
+            self.model = create_model(model, weights=None if checkpoint is None else checkpoint)
         else:
             self.model = load_model(model, checkpoint)
-        if not isinstance(self.model, BetrayedByAttention) or self.model.cfg.backbone is None:
+        self.baseline = isinstance(self.model, TrainingFreeTracker)
+        if self.baseline and self.model.cfg.task != "unsupervised":
+            raise InputError(f"{self.model.cfg.name} follows given masks: run it with `vosuite segment` or `infer`")
+        if not self.baseline and (not isinstance(self.model, BetrayedByAttention) or self.model.cfg.backbone is None):
             raise InputError(f"{checkpoint or model}: not a Betrayed-by-Attention model with its DINO backbone")
         if tau <= 0 or ratio < 1:
             raise InputError(f"--tau must be positive and --ratio >= 1 (got {tau}, {ratio})")
@@ -135,6 +145,9 @@ class Discoverer:
     def discover(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(frame_index, proposal ids [H, W] uint8)`` for every frame of ``video`` (a file, a
         frames folder, or a re-iterable sequence of RGB arrays: it is read three times)."""
+        if self.baseline:
+            yield from self._baseline_proposals(video)
+            return
         keys, frames, frame_size, grid = [], 0, None, None
         for index, rgb in enumerate(video_frames(video)):  # pass 1: key frames
             frames, frame_size = index + 1, rgb.shape[:2]
@@ -153,11 +166,26 @@ class Discoverer:
             for offset, label in enumerate(assign_window(distributions, final, grid)):
                 yield start + offset, _upsample(label, frame_size)
 
+    def _baseline_proposals(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
+        """A training-free baseline's one proposal per frame (streamed, one pass)."""
+        if self.model.cfg.kind == "ellipse":
+            stream = (centred_ellipse(*rgb.shape[:2]) for rgb in video_frames(video))
+        else:
+            config = MotionSaliencyConfig(size=self.size, flow=self.model.cfg.flow)
+            stream = motion_saliency(video_frames(video), config)
+        self.proposals = 1
+        yield from enumerate(stream)
+
     # -- files ----------------------------------------------------------------------------------------
     def single_object(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
         """DAVIS-2016 style output: one proposal picked as the foreground
         (:func:`~vosuite.inference.discover.foreground_proposal`, from a first pass over every frame's
-        proposals), yielded as 0/1 maps. The video is read six times (two discoveries)."""
+        proposals), yielded as 0/1 maps. The video is read six times (two discoveries); a
+        training-free baseline's single proposal is the foreground (one pass)."""
+        if self.baseline:
+            self.foreground = 1
+            yield from self.discover(video)
+            return
         border: dict[int, int] = {}
         area: dict[int, int] = {}
         for _, labels in self.discover(video):

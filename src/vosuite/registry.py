@@ -305,6 +305,12 @@ class ModelRow:
     dev_jf: str | None
     chair_jf: str | None
     default: bool
+    task: str = "semi"  # "semi" (follows given masks) or "unsupervised" (finds objects: vosuite discover)
+
+
+def model_task(spec: ModelSpec) -> str:
+    """``"unsupervised"`` for Betrayed by Attention and cards that say ``task=unsupervised``, else ``"semi"``."""
+    return card_fields(spec).get("task") or ("unsupervised" if spec.family == "bba" else "semi")
 
 
 def model_rows(family: str | None = None) -> list[ModelRow]:
@@ -314,7 +320,7 @@ def model_rows(family: str | None = None) -> list[ModelRow]:
         spec = MODELS[name]
         rows.append(ModelRow(name, spec.family, parameter_count(name), spec.ships_weights if spec.trained else None,
                              trained_size(spec), card_fields(spec).get("dev_jf"), card_fields(spec).get("chair_jf"),
-                             name == DEFAULT_MODEL))
+                             name == DEFAULT_MODEL, model_task(spec)))
     return rows
 
 
@@ -354,6 +360,8 @@ def _s2s_core(model: nn.Module, size: int | None, options: CoreOptions, device: 
 def _baseline_core(model: nn.Module, size: int | None, options: CoreOptions, device: str = "cpu") -> VideoCore:
     from vosuite.inference.baselines import BaselineCore
 
+    if model.cfg.task == "unsupervised":
+        raise InputError(f"{model.cfg.name} is an unsupervised baseline (no prompts): run it with `vosuite discover`")
     if options != CoreOptions():
         raise InputError(f"--long-term-gap, --max-memory-frames and --merge do not apply to {model.cfg.name}, "
                          "a training-free baseline")
@@ -394,5 +402,8 @@ for _suffix, _encoder in (("", "VGG-16"), ("-mnv2", "MobileNetV2")):
 register_model("flow", "baseline", summary="training-free: labels warped along Farneback optical flow")
 register_model("flow-dis", "baseline", summary="training-free: labels warped along DIS optical flow")
 register_model("copy-first", "baseline", summary="training-free: the first mask repeated (zero motion)")
+register_model("ellipse", "baseline", summary="training-free, unsupervised: a centred ellipse (the centre prior)")
+register_model("motion-saliency", "baseline",
+               summary="training-free, unsupervised: what moves against the camera's affine motion (flow)")
 register_model("bba-vits8", "bba", summary="Betrayed by Attention: DINO ViT-S/8 + spatio-temporal block (unsupervised)")
 register_model("bba-vits16", "bba", summary="Betrayed by Attention on DINO ViT-S/16 (unsupervised)")

@@ -1,6 +1,8 @@
-"""Training-free trackers as registry models (no parameters): optical-flow propagation and the
-first mask repeated. They are the floors every trained model must beat and that every accuracy
-table shows. The tracking itself is per-video state: :mod:`vosuite.inference.baselines`."""
+"""Training-free models as registry entries (no parameters). Semi-supervised trackers: optical-flow
+propagation and the first mask repeated (:mod:`vosuite.inference.baselines`). Unsupervised
+proposals: a centred ellipse and motion saliency (:mod:`vosuite.inference.unsupervised_baselines`,
+run by ``vosuite discover``). They are the floors every trained model must beat and that every
+accuracy table shows."""
 
 from __future__ import annotations
 
@@ -8,23 +10,32 @@ from dataclasses import dataclass
 
 from torch import nn
 
-#: Baseline kinds: flow warping (by estimator) or holding the last given mask.
-BASELINE_KINDS = ("flow", "copy")
+#: Baseline kinds: flow warping (by estimator), holding the last given mask (semi-supervised);
+#: the centred ellipse, motion saliency (unsupervised).
+BASELINE_KINDS = ("flow", "copy", "ellipse", "motion")
+UNSUPERVISED_KINDS = ("ellipse", "motion")
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """``kind``: ``"flow"`` or ``"copy"``; ``flow``: the estimator (``"farneback"`` or ``"dis"``)."""
+    """``kind``: one of :data:`BASELINE_KINDS`; ``flow``: the estimator (``"farneback"`` or ``"dis"``)."""
 
     name: str = "flow"
     kind: str = "flow"
     flow: str = "farneback"
+
+    @property
+    def task(self) -> str:
+        """``"semi"`` (follows given masks) or ``"unsupervised"`` (finds objects on its own)."""
+        return "unsupervised" if self.kind in UNSUPERVISED_KINDS else "semi"
 
 
 BASELINES: dict[str, BaselineConfig] = {
     "flow": BaselineConfig("flow", "flow", "farneback"),
     "flow-dis": BaselineConfig("flow-dis", "flow", "dis"),
     "copy-first": BaselineConfig("copy-first", "copy", ""),
+    "ellipse": BaselineConfig("ellipse", "ellipse", ""),
+    "motion-saliency": BaselineConfig("motion-saliency", "motion", "dis"),
 }
 
 

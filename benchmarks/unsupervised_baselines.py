@@ -1,0 +1,93 @@
+"""Training-free unsupervised baselines on a DAVIS split (issue 14): J, F and J&F of the
+DAVIS-2016 single-object output (``vosuite discover --single-object``), scored with the
+unsupervised protocol (official per-sequence matching), and ms per frame (median over videos).
+
+    python benchmarks/unsupervised_baselines.py --split val-dev            # ellipse, motion-saliency
+    python benchmarks/unsupervised_baselines.py --split train --fit        # the ellipse's axes, on train
+
+``--fit`` scores a grid of ellipse semi-axes and prints the best (the shipped default,
+``vosuite.inference.unsupervised_baselines.ELLIPSE_AXES``, came from this on DAVIS-16 train).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from accuracy import chair_dataset  # noqa: E402  (benchmarks/ is the script's folder)
+from vosuite.datasets import open_dataset
+from vosuite.datasets.base import VideoRecord
+from vosuite.discover import Discoverer
+from vosuite.inference.unsupervised_baselines import centred_ellipse
+from vosuite.io.frames import read_image_rgb
+from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
+
+
+def score(videos: list[VideoRecord], predict) -> dict[str, float]:
+    evaluator = Evaluator(EvaluationConfig(task="unsupervised", workers=1))
+    scores = evaluator.evaluate_arrays(videos, predict).global_scores()
+    return {key: float(value) for key, value in scores.items()}
+
+
+def discoverer_predictions(discoverer: Discoverer, times: list[float]):
+    def predict(video: VideoRecord) -> Iterator[tuple[str, np.ndarray]]:
+        start, count = time.perf_counter(), 0
+        for index, labels in discoverer.single_object(video.frame_paths[0].parent):
+            count += 1
+            yield video.frame_paths[index].stem, labels
+        times.append(1e3 * (time.perf_counter() - start) / max(count, 1))
+    return predict
+
+
+def fit_ellipse(videos: list[VideoRecord]) -> None:
+    shapes = {video.name: read_image_rgb(video.frame_paths[0]).shape[:2] for video in videos}
+    rows = []
+    for ax, ay in itertools.product((0.2, 0.3, 0.4, 0.5, 0.6), (0.3, 0.4, 0.5, 0.6, 0.7)):
+        def predict(video: VideoRecord, axes=(ax, ay)) -> Iterator[tuple[str, np.ndarray]]:
+            mask = centred_ellipse(*shapes[video.name], axes)
+            return ((path.stem, mask) for path in video.frame_paths)
+        rows.append(((ax, ay), score(videos, predict)))
+        print(f"axes {ax:.1f} x {ay:.1f}: J {rows[-1][1]['J-Mean']:.3f}", flush=True)
+    best = max(rows, key=lambda row: row[1]["J-Mean"])
+    print(f"best axes {best[0]}: J {best[1]['J-Mean']:.3f}, J&F {best[1]['J&F-Mean']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default="../shared/data/davis2016")
+    parser.add_argument("--split", default="val-dev")
+    parser.add_argument("--models", nargs="+", default=["ellipse", "motion-saliency"])
+    parser.add_argument("--fit", action="store_true", help="fit the ellipse's axes (use on train)")
+    parser.add_argument("--chair", action="store_true", help="the PUMaVOS chair clip instead of a DAVIS split")
+    args = parser.parse_args()
+    if args.chair:
+        with tempfile.TemporaryDirectory() as tmp:
+            report(list(open_dataset("generic", chair_dataset(Path(tmp)), None)), "PUMaVOS chair", args.models)
+        return
+    videos = list(open_dataset("davis2016", args.root, args.split))
+    if args.fit:
+        fit_ellipse(videos)
+        return
+    report(videos, f"DAVIS-2016 {args.split}", args.models)
+
+
+def report(videos: list[VideoRecord], title: str, models: list[str]) -> None:
+    print(f"{title}, {len(videos)} videos, single-object output, unsupervised protocol")
+    print("| model | J-Mean | F-Mean | J&F-Mean | ms/frame |")
+    print("|---|---:|---:|---:|---:|")
+    for name in models:
+        times: list[float] = []
+        scores = score(videos, discoverer_predictions(Discoverer(name, progress=False), times))
+        print(f"| {name} | {scores['J-Mean']:.3f} | {scores['F-Mean']:.3f} | {scores['J&F-Mean']:.3f} | "
+              f"{statistics.median(times):.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
