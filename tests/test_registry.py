@@ -19,10 +19,11 @@ from vosuite.inference.weights import save_checkpoint
 from vosuite.models import DEFORMABLE_VARIANTS, S2S, S2S_VARIANTS, VARIANTS, DeAOT
 from vosuite.models.baseline import BASELINES
 from vosuite.models.bba import BBA_VARIANTS
+from vosuite.models.dino import DINO_VARIANTS
 
 
 def test_every_network_config_has_one_registered_name() -> None:
-    tables = [*VARIANTS, *DEFORMABLE_VARIANTS, *S2S_VARIANTS, *BASELINES, *BBA_VARIANTS]
+    tables = [*VARIANTS, *DEFORMABLE_VARIANTS, *S2S_VARIANTS, *BASELINES, *BBA_VARIANTS, *DINO_VARIANTS]
     assert sorted(vosuite.list_models()) == sorted(tables)
     assert vosuite.list_models("s2s") == list(S2S_VARIANTS)
     for name in vosuite.list_models():

@@ -74,7 +74,7 @@ def test_configs_written_before_method_sections_still_load(tmp_path: Path) -> No
 
 
 def test_every_method_is_registered_in_one_place() -> None:
-    assert list_methods() == ["deaot", "s2s", "distill", "bba"]
+    assert list_methods() == ["deaot", "s2s", "distill", "bba", "dino"]
     for name in list_methods():
         assert method_class(name).name == name
 

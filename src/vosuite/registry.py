@@ -305,12 +305,14 @@ class ModelRow:
     dev_jf: str | None
     chair_jf: str | None
     default: bool
-    task: str = "semi"  # "semi" (follows given masks) or "unsupervised" (finds objects: vosuite discover)
+    task: str = "semi"  # "semi" (follows given masks), "unsupervised" (vosuite discover) or "pre-training"
 
 
 def model_task(spec: ModelSpec) -> str:
-    """``"unsupervised"`` for Betrayed by Attention and cards that say ``task=unsupervised``, else ``"semi"``."""
-    return card_fields(spec).get("task") or ("unsupervised" if spec.family == "bba" else "semi")
+    """``"unsupervised"`` for Betrayed by Attention and cards that say ``task=unsupervised``,
+    ``"pre-training"`` for DINO pairs, else ``"semi"``."""
+    by_family = {"bba": "unsupervised", "dino": "pre-training"}
+    return card_fields(spec).get("task") or by_family.get(spec.family, "semi")
 
 
 def model_rows(family: str | None = None) -> list[ModelRow]:
@@ -379,6 +381,14 @@ def _bba_core(model: nn.Module, size: int | None, options: CoreOptions, device: 
 
 register_family(Family("bba", _lazy("vosuite.models.bba:BetrayedByAttention"), _lazy("vosuite.models.bba:BbAConfig"),
                        _lazy("vosuite.models.bba:get_bba_config"), _bba_core, recipe=""))
+def _dino_core(model: nn.Module, size: int | None, options: CoreOptions, device: str = "cpu") -> VideoCore:
+    raise InputError(f"{model.cfg.name} is a DINO pre-training network, not a tracker: pass its run's final.pt "
+                     "as bba.dino_checkpoint (or to `vosuite convert dino`)")
+
+
+_DINO = "vosuite.models.dino"
+register_family(Family("dino", _lazy(f"{_DINO}:DINOPretraining"), _lazy(f"{_DINO}:DINOConfig"),
+                       _lazy(f"{_DINO}:get_dino_config"), _dino_core, recipe="configs/dino_vits16_davis16.yaml"))
 _BASELINE = "vosuite.models.baseline"
 register_family(Family("baseline", _lazy(f"{_BASELINE}:TrainingFreeTracker"), _lazy(f"{_BASELINE}:BaselineConfig"),
                        _lazy(f"{_BASELINE}:get_baseline_config"), _baseline_core, recipe="", trained=False))
@@ -407,3 +417,5 @@ register_model("motion-saliency", "baseline",
                summary="training-free, unsupervised: what moves against the camera's affine motion (flow)")
 register_model("bba-vits8", "bba", summary="Betrayed by Attention: DINO ViT-S/8 + spatio-temporal block (unsupervised)")
 register_model("bba-vits16", "bba", summary="Betrayed by Attention on DINO ViT-S/16 (unsupervised)")
+register_model("dino-pretrain-vits16", "dino", summary="DINO pre-training: ViT-S/16 student + momentum teacher")
+register_model("dino-pretrain-vits8", "dino", summary="DINO pre-training: ViT-S/8 student + momentum teacher")

@@ -6,7 +6,9 @@ Accepted forms (``torch.load(weights_only=True)``):
 * a training checkpoint (``checkpoint.pth``): ``{"teacher": {...}, "student": {...}, ...}`` whose
   keys carry ``module.`` (DDP) and ``backbone.`` prefixes next to ``head.`` keys (the projection
   head, dropped); ``part`` chooses the teacher (default, what DINO evaluates) or the student;
-* a file written by ``vosuite convert dino`` (``format: vosuite-backbone``).
+* a file written by ``vosuite convert dino`` (``format: vosuite-backbone``);
+* a vosuite ``method: dino`` run's checkpoint (``final.pt``, ``best.pt``: ``format: vosuite``,
+  keys ``teacher.backbone.*`` / ``student.backbone.*``), ``part`` choosing the branch.
 
 Loading is strict: every backbone key must be there with its shape; a file from which no backbone
 weight loads is refused with a one-line error. (The original Betrayed-by-Attention code loads with
@@ -27,6 +29,7 @@ from vosuite.io.checkpoint_file import read_checkpoint
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
 
 BACKBONE_FORMAT = "vosuite-backbone"
+VOSUITE_FORMAT = "vosuite"  # vosuite.inference.weights.CHECKPOINT_FORMAT (not imported: no cycle)
 PARTS = ("teacher", "student")
 _PREFIXES = ("module.", "backbone.")
 
@@ -36,10 +39,12 @@ def backbone_state(obj: object, source: str, part: str = "teacher") -> dict[str,
     projection-head keys dropped."""
     if part not in PARTS:
         raise InputError(f"--part {part!r}: use teacher or student")
-    if isinstance(obj, Mapping) and obj.get("format") == BACKBONE_FORMAT:
+    if isinstance(obj, Mapping) and obj.get("format") in (BACKBONE_FORMAT, VOSUITE_FORMAT):
         obj = obj.get("state_dict")
     elif isinstance(obj, Mapping) and part in obj and isinstance(obj[part], Mapping):
         obj = obj[part]
+    if isinstance(obj, Mapping) and any(str(key).startswith(f"{part}.") for key in obj):
+        obj = {str(key)[len(part) + 1:]: value for key, value in obj.items() if str(key).startswith(f"{part}.")}
     if not isinstance(obj, Mapping):
         raise InputError(f"{source}: no state dict found")
     state = {}

@@ -3,7 +3,7 @@
 One step: draw this rank's shard of the global batch (sample ``step * world * B + rank * B + i``,
 a pure function of the seed and the step, so a resumed run sees the same data), set the learning
 rates (warm-up + poly), forward through the method's ``training_step`` (DDP-wrapped under
-torchrun), backward, clip the gradient norm, AdamW step, EMA update. Rank 0 appends to
+torchrun), backward, clip the gradient norm, AdamW step, the method's ``after_step``, EMA update. Rank 0 appends to
 ``metrics.jsonl``, writes ``last.pt`` every ``checkpoint_every`` steps, validates every
 ``val.every`` steps and keeps the best EMA weights as ``best.pt`` (a vosuite checkpoint usable by
 ``vosuite segment --checkpoint``); ``final.pt`` holds the EMA weights at the end.
@@ -288,6 +288,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.optim.clip_grad_norm)
         self.optimizer.step()
+        self.method.after_step(self.model, self.step)
         self.ema.update(self.model)
         self.step += 1
         logs = mean_over_ranks(logs, self.context)

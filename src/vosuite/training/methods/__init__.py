@@ -24,6 +24,7 @@ METHODS: dict[str, str] = {
     "s2s": "vosuite.training.methods.s2s.method:S2SMethod",
     "distill": "vosuite.training.methods.distill.method:DistillMethod",
     "bba": "vosuite.training.methods.bba.method:BbAMethod",
+    "dino": "vosuite.training.methods.dino.method:DINOMethod",
 }
 
 

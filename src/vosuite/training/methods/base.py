@@ -92,6 +92,10 @@ class Method:
     def freezable_keys(self) -> list[str]:
         return []
 
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after each optimiser step (``step``: the one just taken), before the EMA update:
+        e.g. DINO's momentum teacher follows its student here."""
+
     def freeze_active(self, step: int) -> bool:
         return False
 
