@@ -55,11 +55,19 @@ def queries_and_keys(block: SpatioTemporalBlock, keys: torch.Tensor, key_frames:
 
 def window_distributions(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
     """Queries of some frames [q, heads, hw, d] against key-frame tokens [K, heads, hw, d] -> each
-    token's distribution over the K*hw key tokens [q*hw, K*hw] (one softmax per head, heads averaged)."""
-    logits = torch.einsum("qhnc,khmc->qkhnm", q, k) * scale  # [q, K, heads, hw, hw]
-    n_q, n_k, heads, hw = logits.shape[:4]
-    logits = logits.permute(0, 3, 2, 1, 4).reshape(n_q * hw, heads, n_k * hw)  # (q n) h (k m)
-    return torch.softmax(logits, dim=-1).mean(dim=1)
+    token's distribution over the K*hw key tokens [q*hw, K*hw] (one softmax per head, heads averaged).
+
+    One head at a time: a [q*hw, d] x [d, K*hw] product and its softmax, summed into the mean, so
+    the [q, K, heads, hw, hw] logits of all heads (728 MB per window at 30 x 53 tokens) are never
+    held; the softmax's exponentials are most of the cost (docs/benchmarks.md)."""
+    n_q, heads, hw, dim = q.shape
+    total = None
+    for head in range(heads):
+        queries = q[:, head].reshape(n_q * hw, dim)  # (q n) c
+        keys = k[:, head].reshape(-1, dim)  # (k m) c
+        probs = torch.softmax((queries @ keys.T) * scale, dim=-1)
+        total = probs if total is None else total.add_(probs)
+    return total.div_(heads)
 
 
 def attention_windows(q: torch.Tensor, k: torch.Tensor, scale: float, window: int = WINDOW
@@ -69,9 +77,18 @@ def attention_windows(q: torch.Tensor, k: torch.Tensor, scale: float, window: in
         yield start, window_distributions(q[start:start + window], k, scale)
 
 
-def kl_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Symmetric KL [n, m] between distributions a [n, c] and b [m, c]: cross-entropies minus
-    self-entropies, in the original's order of operations, no epsilon."""
+def kl_distance(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric KL [n, m] between distributions a [n, c] and b [m, c] (None: a itself):
+    cross-entropies minus self-entropies, in the original's order of operations, no epsilon.
+
+    Between a set and itself the two cross-entropy products are transposes of each other
+    (``sum_c b[m, c] log a[n, c]`` is entry [m, n] of ``a log a^T``), so one [n x c] x [c x n]
+    product serves both: half the cost of the clustering's dominant step (docs/benchmarks.md)."""
+    if b is None:
+        log_a = torch.log(a)
+        entropy = torch.einsum("nc,nc->n", a, log_a)
+        cross = torch.einsum("nc,mc->nm", a, log_a)  # [n, n]: sum_c a[n] log a[m]
+        return (-cross - cross.T) - (-entropy.unsqueeze(-1) - entropy.unsqueeze(0))
     log_a, log_b = torch.log(a), torch.log(b)
     self_entropy = (-torch.einsum("nc,nc->n", a, log_a).unsqueeze(-1)
                     - torch.einsum("mc,mc->m", b, log_b).unsqueeze(0))
@@ -82,7 +99,7 @@ def kl_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def greedy_centroids(points: torch.Tensor, tau: float) -> list[torch.Tensor]:
     """One greedy pass in point order: an unassigned point takes every unassigned point within tau
     (itself included); each group's plain mean is a centroid."""
-    distance = kl_distance(points, points)
+    distance = kl_distance(points)
     free = torch.ones(len(points), dtype=torch.bool, device=points.device)
     centroids = []
     for i in range(len(points)):
@@ -96,7 +113,7 @@ def greedy_centroids(points: torch.Tensor, tau: float) -> list[torch.Tensor]:
 
 def smooth(points: torch.Tensor, tau: float) -> torch.Tensor:
     """Each distribution replaced by the L1-normalised sum of the distributions within tau of it."""
-    near = (kl_distance(points, points) <= tau).to(points.dtype)
+    near = (kl_distance(points) <= tau).to(points.dtype)
     summed = near @ points
     return summed / summed.sum(dim=1, keepdim=True)
 
