@@ -94,6 +94,10 @@ class Segmenter:
             ``"rs2s"`` (argmax against a constant 0.5 background); an InputError for DeAOT.
         progress: draw progress bars (on a terminal).
         console: where reports go (default: stdout).
+        runtime: ``"eager"`` (PyTorch) or ``"onnx"``: DeAOT's encoder and decoder in ONNX Runtime
+            (:mod:`vosuite.onnx.runtime`; same outputs within 1e-5, the optional ``onnxruntime``).
+        onnx_dir: with ``runtime="onnx"``, a ``vosuite export onnx`` folder of this model (default:
+            exported on the fly to a temporary folder).
 
     Threads and seeds are the caller's (``vosuite`` sets them from ``--threads``).
     """
@@ -101,7 +105,8 @@ class Segmenter:
     def __init__(self, model: str | nn.Module | None = None, checkpoint: str | os.PathLike | None = None,
                  device: str = "cpu", size: int | None = None, long_term_gap: int | None = None,
                  max_memory_frames: int | None = DEFAULT_MAX_MEMORY_FRAMES, merge: str | None = None,
-                 progress: bool = True, console: Console | None = None) -> None:
+                 progress: bool = True, console: Console | None = None, runtime: str = "eager",
+                 onnx_dir: str | os.PathLike | None = None) -> None:
         if isinstance(model, nn.Module):
             self.model = model.eval()
         else:
@@ -109,6 +114,11 @@ class Segmenter:
                                     checkpoint)
         self.device = device
         self.model = self.model.to(device)
+        if runtime != "eager" or onnx_dir is not None:
+            from vosuite.onnx.runtime import with_runtime
+
+            self.model = with_runtime(self.model, runtime, onnx_dir, device)
+        self.runtime = runtime
         self.family = family_of(self.model)
         self.options = CoreOptions(long_term_gap=long_term_gap, max_memory_frames=max_memory_frames, merge=merge)
         self.size = size if size is not None else getattr(self.model, "default_size", None)

@@ -1,0 +1,102 @@
+"""``--runtime onnx``: a DeAOT network whose encoder and decoder run in ONNX Runtime.
+
+:class:`OnnxDeAOT` is the eager network (same modules, same weights) with ``encode_image`` and
+``decode`` served by ONNX Runtime sessions of an export (:mod:`vosuite.onnx.export`); everything
+else (propagation, identity embedding, the memory code of :mod:`vosuite.inference.step`) runs
+as before, so every entry point (``segment``, ``infer``, ``Segmenter``, ``propagate``) takes it
+unchanged. ONNX Runtime's CPU provider uses the torch thread count of the moment the sessions
+are made (the CLI's ``--threads``). ``onnxruntime`` is an optional dependency (``vosuite[onnx]``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vosuite.errors import InputError
+from vosuite.models.deaot import DeAOT
+from vosuite.onnx.export import export_deaot, read_manifest
+
+RUNTIMES = ("eager", "onnx")
+INSTALL_HINT = "pip install 'vosuite[onnx]' (or: pip install onnx onnxruntime)"
+
+
+def require_onnxruntime():
+    """The ``onnxruntime`` module, or a one-line InputError saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError(f"--runtime onnx needs onnxruntime, which is not installed: {INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def _session(path: Path, threads: int):
+    ort = require_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxDeAOT(DeAOT):
+    """A DeAOT network whose ``encode_image`` / ``decode`` run in ONNX Runtime (module docstring).
+
+    Args:
+        model: the eager network (its modules are shared, not copied).
+        export_dir: a ``vosuite export onnx`` folder of this model; None: export to a temporary
+            folder now (about 2 s), removed with this object.
+        threads: ONNX Runtime's intra-op threads (default: torch's current thread count).
+    """
+
+    def __init__(self, model: DeAOT, export_dir: str | Path | None = None, threads: int | None = None) -> None:
+        nn_init = torch.nn.Module.__init__
+        nn_init(self)
+        self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
+        self.training = False
+        self._temporary = None
+        if export_dir is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="vosuite-onnx-")
+            export_dir = export_deaot(model, self._temporary.name).folder
+        manifest = read_manifest(export_dir)
+        if manifest["model"]["name"] != model.cfg.name:
+            raise InputError(f"{export_dir}: an export of {manifest['model']['name']}, not {model.cfg.name}")
+        threads = threads or torch.get_num_threads()
+        self.encoder_session = _session(Path(export_dir) / "encoder.onnx", threads)
+        self.decoder_session = _session(Path(export_dir) / "decoder.onnx", threads)
+        self.export_dir = Path(export_dir)
+
+    def encode_image(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """img [1, 3, H, W] normalised -> the four encoder maps (ONNX Runtime)."""
+        outputs = self.encoder_session.run(None, {"image": _numpy(img)})
+        return [torch.from_numpy(out) for out in outputs]
+
+    def decode(self, outputs: list[torch.Tensor], feats: list[torch.Tensor]) -> torch.Tensor:
+        """GPM outputs + encoder maps -> ID logits [1, num_ids, H/4, W/4] (ONNX Runtime)."""
+        names = ["s4", "s8", "s16", "proj16", *(f"layer{i}" for i in range(len(outputs)))]
+        inputs = dict(zip(names, (_numpy(t) for t in (*feats, *outputs)), strict=True))
+        return torch.from_numpy(self.decoder_session.run(None, inputs)[0])
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().cpu().float().numpy())
+
+
+def with_runtime(model: torch.nn.Module, runtime: str, export_dir: str | Path | None = None,
+                 device: str = "cpu") -> torch.nn.Module:
+    """``model`` for ``runtime`` (``eager``: itself; ``onnx``: an :class:`OnnxDeAOT`)."""
+    if runtime not in RUNTIMES:
+        raise InputError(f"--runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
+    if runtime == "eager":
+        if export_dir is not None:
+            raise InputError("--onnx-dir needs --runtime onnx")
+        return model
+    require_onnxruntime()
+    if not isinstance(model, DeAOT):
+        raise InputError(f"--runtime onnx covers DeAOT models so far, not {model.cfg.name}")
+    if str(device) != "cpu":
+        raise InputError(f"--runtime onnx runs on the CPU (got --device {device})")
+    return OnnxDeAOT(model, export_dir)

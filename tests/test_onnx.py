@@ -1,0 +1,126 @@
+"""ONNX export of DeAOT's encoder and decoder, and `--runtime onnx` (ONNX Runtime) against eager:
+on the DeAOT fixture (aot-benchmark's weights and frames) and on a val-dev video with the shipped
+student."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_ROOT, requires_shared, shared_path
+from vosuite.cli import main
+from vosuite.errors import InputError
+from vosuite.io.frames import open_frames
+from vosuite.io.masks import read_mask
+from vosuite.models import build
+from vosuite.onnx.export import export_deaot, read_manifest
+from vosuite.segment import Segmenter
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra (vosuite[onnx])")
+
+FIXTURE = SHARED_ROOT / "fixtures/deaot_t"
+
+
+def compare(eager: Segmenter, fast: Segmenter, frames: list[np.ndarray], mask: np.ndarray) -> tuple[float, float]:
+    """(largest probability difference on frames whose memories still agree, share of equal label
+    pixels over all frames). Once one pixel at p = 0.5 takes another label, the two memories
+    differ and later probabilities may differ by more than rounding (measured on car-shadow: one
+    pixel at frame 10, then 3e-3 at frame 11), so the probability bound is checked while every
+    earlier label map agreed."""
+    eager_core, fast_core = eager.core(), fast.core()
+    worst, equal, total, same_memory = 0.0, 0, 0, True
+    for index, rgb in enumerate(frames):
+        first = mask if index == 0 else None
+        difference = float((eager_core.step(rgb, first) - fast_core.step(rgb, first)).abs().max())
+        if same_memory:
+            worst = max(worst, difference)
+        agree = eager_core.labels == fast_core.labels
+        same_memory = same_memory and bool(agree.all())
+        equal += int(agree.sum())
+        total += agree.size
+    return worst, equal / total
+
+
+def test_export_writes_checked_graphs_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build("deaot-s-deform")  # two GPM layers: two decoder inputs
+    export = export_deaot(model, tmp_path / "onnx")
+    manifest = read_manifest(export.folder)
+    assert manifest["model"]["name"] == "deaot-s-deform" and set(manifest["graphs"]) == {"encoder.onnx", "decoder.onnx"}
+    with pytest.raises(InputError, match="exists"):
+        export_deaot(model, tmp_path / "onnx")
+    export.decoder.write_bytes(export.decoder.read_bytes()[:-1])
+    with pytest.raises(InputError, match="changed since the export"):
+        read_manifest(export.folder)
+    with pytest.raises(InputError, match="not a vosuite ONNX export"):
+        read_manifest(tmp_path)
+    with pytest.raises(InputError, match="covers DeAOT models so far"):
+        export_deaot(build("s2s-mnv2"), tmp_path / "s2s")
+
+
+@requires_shared("fixtures/deaot_t/weights.pt", "DeAOT-T fixture")
+def test_onnx_runtime_equals_eager_on_the_deaot_fixture(tmp_path: Path) -> None:
+    inputs = torch.load(FIXTURE / "inputs.pt", weights_only=True)
+    frame_dir = shared_path(Path(inputs["frame_dir"]))
+    annotation = Path(str(frame_dir).replace("JPEGImages", "Annotations")) / "00000.png"
+    if not frame_dir.is_dir():
+        pytest.skip(f"fixture frames not found under {frame_dir}")
+    ckpt = tmp_path / "deaot-t.pt"
+    assert main(["convert", "aot", str(FIXTURE / "weights.pt"), str(ckpt)]) == 0
+    frames = [f.rgb for f in open_frames(frame_dir)][: len(inputs["frame_files"])]
+    mask = (read_mask(annotation) > 0).astype(np.uint8)
+    eager = Segmenter(checkpoint=ckpt, progress=False)
+    fast = Segmenter(checkpoint=ckpt, progress=False, runtime="onnx")
+    worst, equal = compare(eager, fast, frames, mask)
+    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)  # measured: 9.1e-06 and 99.99996 % of the pixels
+
+
+@requires_shared("data/davis2016/JPEGImages/480p/car-shadow", "DAVIS-2016 val-dev")
+def test_onnx_runtime_equals_eager_on_a_dev_video_and_from_the_cli(tmp_path: Path) -> None:
+    video = shared_path(Path("data/davis2016/JPEGImages/480p/car-shadow"))
+    mask = read_mask(shared_path(Path("data/davis2016/Annotations/480p/car-shadow/00000.png")))
+    frames = [f.rgb for f in open_frames(video)][:12]
+    worst, equal = compare(Segmenter(progress=False), Segmenter(progress=False, runtime="onnx"), frames, mask)
+    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)  # measured: 1.9e-06 and 99.99992 % (4 pixels)
+    assert main(["export", "onnx", str(tmp_path / "graphs")]) == 0
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for path in sorted(video.glob("*.jpg"))[:4]:
+        (clip / path.name).symlink_to(path)
+    first = shared_path(Path("data/davis2016/Annotations/480p/car-shadow/00000.png"))
+    for runtime, extra in (("eager", []), ("onnx", ["--onnx-dir", str(tmp_path / "graphs")])):
+        assert main(["segment", str(clip), "--mask", str(first), "--out", str(tmp_path / runtime), "--no-progress",
+                     "--threads", "1", "--runtime", runtime, *extra]) == 0
+    for name in ("00001.png", "00003.png"):
+        assert np.array_equal(read_mask(tmp_path / "eager" / name), read_mask(tmp_path / "onnx" / name))
+
+
+def test_runtime_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(InputError, match="--onnx-dir needs --runtime onnx"):
+        Segmenter(progress=False, onnx_dir=tmp_path)
+    with pytest.raises(InputError, match="covers DeAOT models so far"):
+        Segmenter("flow", progress=False, runtime="onnx")
+    code = main(["segment", str(tmp_path), "--mask", str(tmp_path / "m.png"), "--out", str(tmp_path / "o"),
+                 "--runtime", "onnx", "--onnx-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+
+
+def test_missing_onnxruntime_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    from vosuite.onnx.runtime import require_onnxruntime
+
+    with pytest.raises(InputError, match=r"pip install 'vosuite\[onnx\]'"):
+        require_onnxruntime()
