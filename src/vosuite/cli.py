@@ -215,6 +215,27 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     onnx.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT_DIR")
 
 
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench", help="accuracy, ms/frame, fps, memory and the compute limit of models side by side",
+        description="For every model and runtime (each in a fresh process): J&F on a dataset split, median ms/frame "
+                    "of the model and end to end (decode to PNG), fps, peak RSS, GFLOPs per frame and the limit "
+                    "(GFLOPs / this machine's measured matmul rate). The training-free baselines flow and "
+                    "copy-first are always added.")
+    parser.add_argument("--dataset", default="davis2016", help="dataset layout (default: davis2016)")
+    parser.add_argument("--root", type=Path, default=Path("../shared/data/davis2016"), help="dataset root")
+    parser.add_argument("--split", help="split name or file (default: val-dev for davis2016, else every video)")
+    parser.add_argument("--models", nargs="+", default=None, metavar="NAME[=CHECKPOINT]",
+                        help="models (default: the shipped student)")
+    parser.add_argument("--runtimes", nargs="+", default=["eager"], choices=["eager", "onnx"],
+                        help="runtimes to compare (default: eager)")
+    parser.add_argument("--size", type=int, metavar="PIXELS", help="internal resolution (default: each model's)")
+    parser.add_argument("--videos", type=int, metavar="N", help="only the first N videos of the split")
+    parser.add_argument("--threads", type=int, default=2, help="threads of each run (default 2)")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw J&F against ms/frame")
+    parser.add_argument("--out", type=Path, metavar="FILE.json", help="also write the rows as JSON")
+
+
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train a VOS model from a YAML recipe (configs/*.yaml)",
@@ -264,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(commands)
     _add_convert(commands)
     _add_export(commands)
+    _add_bench(commands)
     _add_train(commands)
     _add_plot_log(commands)
     return parser
@@ -401,6 +423,29 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from vosuite.bench import bench, plot, print_table
+    from vosuite.io.atomic import write_text_atomic
+    from vosuite.registry import DEFAULT_MODEL
+
+    if not args.root.is_dir():
+        raise VosuiteError(f"--root {args.root}: no such folder")
+    split = args.split if args.split is not None else ("val-dev" if args.dataset == "davis2016" else None)
+    rows, rate = bench(args.models or [DEFAULT_MODEL], args.runtimes, args.dataset, str(args.root), split,
+                       args.size, args.videos, args.threads)
+    print_table(rows, rate)
+    if args.plot is not None:
+        print(f"plot: {plot(rows, args.plot)}")
+    if args.out is not None:
+        write_text_atomic(args.out, json.dumps({"matmul_gflops": rate,
+                                                "rows": [dataclasses.asdict(r) for r in rows]}, indent=1))
+        print(f"rows: {args.out}")
+    return 0
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from vosuite.training.engine import train
 
@@ -434,7 +479,7 @@ def _run_plot_log(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"eval": _run_eval, "compare": _run_compare, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
-            "infer": _run_infer, "convert": _run_convert, "export": _run_export,
+            "infer": _run_infer, "convert": _run_convert, "export": _run_export, "bench": _run_bench,
             "models": _run_models, "discover": _run_discover, "train": _run_train, "plot-log": _run_plot_log}
 
 
