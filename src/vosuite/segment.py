@@ -33,6 +33,7 @@ from torch import nn
 
 from vosuite.datasets.base import VideoRecord, files_by_stem
 from vosuite.datasets.registry import open_dataset
+from vosuite.distributed import barrier, init_distributed, shard, sum_over_ranks
 from vosuite.errors import InputError
 from vosuite.inference.core import VideoCore
 from vosuite.inference.prompts import dataset_video_frames, lazy_mask, read_prompt_mask, video_prompts
@@ -228,20 +229,30 @@ class Segmenter:
         semi-supervised protocol); for YouTube-VOS and generic folders every object starts at the
         first frame that annotates it (its mask there is merged in, as aot-benchmark does). Frames
         before the first annotation come out as background.
+
+        Under ``torchrun --nproc_per_node N`` every rank takes every N-th video
+        (:func:`vosuite.distributed.shard`): rank 0 prepares the output folder, the others attach
+        to it, and the report sums every rank's frames and objects; the files are the ones a
+        single process writes.
         """
         videos = open_dataset(dataset, root, split)
-        folder = prepare_output(Path(out_dir), overwrite)
-        names = videos.videos()
+        context = init_distributed(self.device)
+        folder = prepare_output(Path(out_dir), overwrite) if context.is_main else None
+        barrier(context)
+        folder = folder or OutputFolder.attach(out_dir)
+        names = shard(videos.videos(), context)
         frames = objects = 0
         started = time.perf_counter()
         first_frame_only = dataset.lower().startswith("davis")
-        with self._progress("videos", self.progress) as update:
-            for index, video in enumerate(videos):
-                done, found = self._infer_video(video, folder, first_frame_only)
+        with self._progress("videos", self.progress and context.is_main) as update:
+            for index, name in enumerate(names):
+                done, found = self._infer_video(videos.video(name), folder, first_frame_only)
                 frames += done
                 objects += found
                 elapsed = time.perf_counter() - started
                 update(index + 1, len(names), f"{frames / elapsed:.1f} fps")
+        frames, objects = (int(v) for v in sum_over_ranks([frames, objects], context))
+        barrier(context)
         return SegmentReport(frames=frames, seconds=time.perf_counter() - started,
                              peak_memory_mib=peak_memory_mib(), objects=objects, out=folder.path)
 

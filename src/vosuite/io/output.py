@@ -69,6 +69,19 @@ class OutputFolder:
         self._registered: set[str] = set()
         self._prepare()
 
+    @classmethod
+    def attach(cls, path: str | os.PathLike) -> OutputFolder:
+        """Another process's handle on a folder a first process has just prepared (the ranks of a
+        ``torchrun`` inference): no check, nothing deleted; files it registers are appended to the
+        same manifest (one short line per append, atomic on POSIX)."""
+        folder = cls.__new__(cls)
+        folder.path, folder.overwrite = Path(path), False
+        folder.manifest = folder.path / MANIFEST_NAME
+        folder._registered = set()
+        if not folder.path.is_dir():
+            raise InputError(f"{folder.path}: output folder missing (the first rank prepares it)")
+        return folder
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, overwrite={self.overwrite})"
 

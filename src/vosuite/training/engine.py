@@ -33,6 +33,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vosuite.distributed import (
+    DistContext,
+    barrier,
+    broadcast_float,
+    init_distributed,
+    mean_over_ranks,
+    shutdown,
+)
 from vosuite.errors import InputError
 from vosuite.inference.weights import save_checkpoint
 from vosuite.nn.frozen_bn import freeze_batch_norm
@@ -56,14 +64,6 @@ from vosuite.training.config import (
     save_config,
 )
 from vosuite.training.data.clips import loader_options
-from vosuite.training.distributed import (
-    DistContext,
-    barrier,
-    broadcast_float,
-    init_distributed,
-    mean_over_ranks,
-    shutdown,
-)
 from vosuite.training.ema import ExponentialMovingAverage, ema_decay
 from vosuite.training.methods import method_class
 from vosuite.training.methods.base import Method, TrainingData

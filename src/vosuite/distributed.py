@@ -1,8 +1,10 @@
-"""Multi-process training: ``torchrun --nproc_per_node N -m vosuite train ...`` runs unchanged.
+"""Multi-process runs: ``torchrun --nproc_per_node N -m vosuite train ...`` and ``... infer ...``
+run unchanged (across machines too, as torchrun allows).
 
 With ``WORLD_SIZE`` > 1 in the environment (set by torchrun) the process group is initialised
 from the environment variables (``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``): NCCL on GPUs, gloo
-on CPU. Every rank draws its own shard of each global batch; only rank 0 writes files.
+on CPU. Training: every rank draws its own shard of each global batch; only rank 0 writes files.
+Inference: every rank takes its share of the videos (:func:`shard`) and writes their masks.
 """
 
 from __future__ import annotations
@@ -71,6 +73,21 @@ def mean_over_ranks(values: Mapping[str, float], context: DistContext) -> dict[s
     dist.all_reduce(tensor)
     tensor /= context.world_size
     return dict(zip(keys, tensor.tolist(), strict=True))
+
+
+def sum_over_ranks(values: list[float], context: DistContext) -> list[float]:
+    """Each value summed over the ranks (the same list on every rank)."""
+    if not context.enabled:
+        return list(values)
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def shard(items: list, context: DistContext) -> list:
+    """This rank's share of ``items``: every ``world_size``-th one from its rank (round robin, so
+    long and short videos spread over the ranks)."""
+    return items[context.rank::context.world_size]
 
 
 def broadcast_float(value: float, context: DistContext) -> float:
