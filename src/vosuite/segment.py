@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 import resource
 import sys
 import time
@@ -42,6 +43,7 @@ from vosuite.inference.weights import load_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import write_mask
 from vosuite.io.output import OutputFolder, prepare_output
+from vosuite.io.pipeline import BackgroundWriter, prefetch
 from vosuite.io.overlay import OverlayWriter
 from vosuite.progress import progress_bar
 from vosuite.registry import DEFAULT_MAX_MEMORY_FRAMES, DEFAULT_MODEL, CoreOptions, family_of
@@ -166,18 +168,18 @@ class Segmenter:
         core = self.core()
         total = frames.num_frames
         started = time.perf_counter()
-        current: list = []  # the frame being segmented (the video is decoded once)
+        pending: deque = deque()  # frames handed to the core, not yet written (at most one)
 
         def rgb_stream() -> Iterator[np.ndarray]:
-            for frame in frames:
-                current[:] = [frame]
+            for frame in prefetch(frames):  # decoded ahead in a thread
+                pending.append(frame)
                 yield frame.rgb
 
-        with self._overlay(overlay, frames.fps) as draw, \
+        with self._overlay(overlay, frames.fps) as draw, BackgroundWriter() as writer, \
                 self._progress("segmenting", self.progress) as update:
             for index, labels in propagate(core, rgb_stream(), prompts):
-                frame = current[0]
-                write_mask(folder.file(f"{frame.name}.png"), labels)
+                frame = pending.popleft()
+                writer.submit(write_mask, folder.file(f"{frame.name}.png"), labels)
                 if draw is not None:
                     draw.write(frame.rgb, labels)
                 elapsed = time.perf_counter() - started
@@ -259,9 +261,11 @@ class Segmenter:
     def _infer_video(self, video: VideoRecord, folder: OutputFolder, first_frame_only: bool) -> tuple[int, int]:
         core = self.core()
         count = 0
-        for index, labels in propagate(core, dataset_video_frames(video), video_prompts(video, first_frame_only)):
-            write_mask(folder.file(f"{video.name}/{video.frame_names[index]}.png"), labels)
-            count += 1
+        frames = prefetch(dataset_video_frames(video))  # decoded ahead, written behind, in threads
+        with BackgroundWriter() as writer:
+            for index, labels in propagate(core, frames, video_prompts(video, first_frame_only)):
+                writer.submit(write_mask, folder.file(f"{video.name}/{video.frame_names[index]}.png"), labels)
+                count += 1
         if not core.object_ids:
             raise InputError(f"video {video.name!r}: the annotations hold no object to follow")
         return count, len(core.object_ids)
