@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import deque
 import resource
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +43,8 @@ from vosuite.inference.weights import load_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import write_mask
 from vosuite.io.output import OutputFolder, prepare_output
-from vosuite.io.pipeline import BackgroundWriter, prefetch
 from vosuite.io.overlay import OverlayWriter
+from vosuite.io.pipeline import BackgroundWriter, prefetch
 from vosuite.progress import progress_bar
 from vosuite.registry import DEFAULT_MAX_MEMORY_FRAMES, DEFAULT_MODEL, CoreOptions, family_of
 
