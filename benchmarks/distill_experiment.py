@@ -1,0 +1,197 @@
+"""Issue 13's experiment: the distilled student against the supervised one, same initial weights,
+same budget, same data; one table and a qualitative figure.
+
+    python benchmarks/distill_experiment.py launch --out /root/vosuite-runs/distill --budget 60m
+    python benchmarks/distill_experiment.py report --out /root/vosuite-runs/distill [--table docs.md]
+    python benchmarks/distill_experiment.py figure --out /root/vosuite-runs/distill --png docs/img/distill.png
+
+Arms (every one from ``configs/``, seed 0, ``train.time_budget`` = ``--budget``):
+
+* ``a-supervised``: ``deaot_t_davis16.yaml`` (every frame's human mask);
+* ``b-kd``: standard logit KD only (``kd_weight 1``, the others 0), reference masks human;
+* ``c-distill``: L_att + L_inter + L_intra, label-free but for each clip's reference mask;
+* ``d-distill-gt``: (c) plus the supervised loss;
+* ``e-distill-vanilla``: (c) with vanilla instead of deformable attention (``deaot-t``);
+* ``f-label-free``: (c) with no human mask at all (``reference_masks: teacher``).
+
+``launch`` starts ``--parallel`` arms at a time in the background (``nohup``-style, new sessions,
+logs beside the runs; ``--arms`` picks some) and returns; run it again to start the next ones
+(arms with a run folder are skipped). ``report`` scores each arm's last EMA weights (``final.pt``,
+else ``latest.pt``) on DAVIS-16 val-dev and the PUMaVOS chair with the flow and copy-first rows,
+and the student's CKA to the teacher on 8 val-dev clips (the distillation loss's own measure).
+``figure`` draws arms (a) and (c) side by side at a late frame of two val-dev videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS: dict[str, tuple[str, list[str]]] = {
+    "a-supervised": ("deaot_t_davis16.yaml", []),
+    "b-kd": ("distill_deaot_t_davis16.yaml", ["distill.kd_weight=1", "distill.att_weight=0",
+                                              "distill.inter_weight=0", "distill.intra_weight=0"]),
+    "c-distill": ("distill_deaot_t_davis16.yaml", []),
+    "d-distill-gt": ("distill_deaot_t_davis16.yaml", ["distill.gt_weight=1"]),
+    "e-distill-vanilla": ("distill_deaot_t_davis16.yaml", ["model.name=deaot-t"]),
+    "f-label-free": ("distill_deaot_t_labelfree_davis16.yaml", []),
+}
+
+
+def run_folder(out: Path, arm: str) -> Path | None:
+    folders = sorted((out / arm).glob("*/config.yaml")) if (out / arm).is_dir() else []
+    return folders[-1].parent if folders else None
+
+
+def running(out: Path) -> list[str]:
+    return [arm for arm in ARMS if (out / arm / "pid").is_file() and _alive(int((out / arm / "pid").read_text()))]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def launch(out: Path, arms: list[str], budget: str, parallel: int, threads: int, code: Path) -> None:
+    busy = running(out)
+    for arm in arms:
+        if len(busy) >= parallel:
+            break
+        if arm in busy or run_folder(out, arm) is not None:
+            continue
+        config, overrides = ARMS[arm]
+        folder = out / arm
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "vosuite.cli", "train", "--config", str(code / "configs" / config),
+                   "--out", str(folder), f"train.time_budget={budget}", f"train.threads={threads}", *overrides]
+        env = {**os.environ, "PYTHONPATH": str(code / "src"), "OMP_NUM_THREADS": str(threads)}
+        with open(folder / "train.log", "a") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
+                                       start_new_session=True)
+        (folder / "pid").write_text(str(process.pid))
+        busy.append(arm)
+        print(f"started {arm} (pid {process.pid}): {' '.join(command[3:])}")
+
+
+def weights_of(run: Path) -> Path | None:
+    return next((run / name for name in ("final.pt", "latest.pt", "best.pt") if (run / name).is_file()), None)
+
+
+def student_cka(weights: Path, teacher: str = "deaot-l", clips: int = 8) -> float:
+    """Mean CKA of the student's GPM attention to the teacher's last layer on val-dev clips."""
+    import torch
+
+    from vosuite.inference.weights import load_model
+    from vosuite.training.config import load_config
+    from vosuite.training.data.clips import collate_clips
+    from vosuite.training.methods import method_class
+
+    config = load_config(REPO / "configs" / "distill_deaot_t_davis16.yaml",
+                         ["data.split=val-dev", "data.augment=false", f"distill.teacher={teacher}"])
+    method = method_class("distill")(config)
+    method.auxiliary_modules()
+    student = load_model(checkpoint=weights).eval()
+    dataset = method.build_data(student).dataset
+    values = []
+    with torch.no_grad():
+        for index in range(clips):
+            batch = collate_clips([{**dataset[index], "index": index}])
+            reference = torch.zeros_like(batch["labels"])
+            reference[:, 0] = batch["labels"][:, 0]
+            obj_nums = [int(n) for n in batch["obj_num"]]
+            own = method.propagate(student, batch["frames"], reference, obj_nums, None)
+            theirs = method.propagate(method.teacher, batch["frames"], reference, obj_nums, None)
+            values += [1 - float(method.attention_loss(s, t)) for s, t in zip(own.attention, theirs.attention,
+                                                                                strict=True)]
+    return sum(values) / len(values)
+
+
+def report(out: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from accuracy import chair_dataset, score, shared_root
+
+    davis = shared_root() / "data" / "davis2016"
+    print("| arm | dev J&F | chair J&F | CKA to teacher | steps |")
+    print("|---|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        chair = chair_dataset(Path(tmp))
+        for arm in ARMS:
+            run = run_folder(out, arm)
+            weights = weights_of(run) if run else None
+            if weights is None:
+                print(f"| {arm} | not run | | | |")
+                continue
+            dev = score(None, str(weights), "davis2016", davis, "val-dev")["J&F-Mean"]
+            on_chair = score(None, str(weights), "generic", chair, None)["J&F-Mean"]
+            steps = sum(1 for line in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in line)
+            print(f"| {arm} | {dev:.3f} | {on_chair:.3f} | {student_cka(weights):.3f} | {steps * 10} |", flush=True)
+        for name in ("flow", "copy-first"):
+            dev = score(name, None, "davis2016", davis, "val-dev")["J&F-Mean"]
+            print(f"| {name} (training-free) | {dev:.3f} | {score(name, None, 'generic', chair, None)['J&F-Mean']:.3f} "
+                  "| - | - |")
+
+
+def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"), arms=("a-supervised", "c-distill")
+           ) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from accuracy import shared_root
+
+    from vosuite.io.frames import read_image_rgb
+    from vosuite.io.masks import read_mask
+    from vosuite.io.overlay import overlay_masks
+    from vosuite.segment import Segmenter
+
+    davis = shared_root() / "data" / "davis2016"
+    figure_, axes = plt.subplots(len(videos), len(arms), figsize=(5 * len(arms), 3 * len(videos)), squeeze=False)
+    for row, video in enumerate(videos):
+        frames = sorted((davis / "JPEGImages" / "480p" / video).glob("*.jpg"))
+        first = read_mask(davis / "Annotations" / "480p" / video / "00000.png")
+        late = len(frames) * 4 // 5
+        for column, arm in enumerate(arms):
+            weights = weights_of(run_folder(out, arm))
+            labels = None
+            for index, labels in Segmenter(checkpoint=weights, progress=False).propagate(
+                    (read_image_rgb(p) for p in frames[:late + 1]), {0: first}):
+                pass
+            axes[row, column].imshow(overlay_masks(read_image_rgb(frames[late]), labels))
+            axes[row, column].set_title(f"{arm}: {video}, frame {late}", fontsize=9)
+            axes[row, column].axis("off")
+    figure_.tight_layout()
+    figure_.savefig(png, dpi=100)
+    print(f"wrote {png}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["launch", "report", "figure"])
+    parser.add_argument("--out", type=Path, default=Path("/root/vosuite-runs/distill"))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--budget", default="60m", help="train.time_budget of every arm")
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--code", type=Path, default=REPO, help="the source tree the runs import (a worktree)")
+    parser.add_argument("--png", type=Path, default=REPO / "docs" / "img" / "distill_a_vs_c.png")
+    args = parser.parse_args()
+    if args.command == "launch":
+        launch(args.out, args.arms, args.budget, args.parallel, args.threads, args.code)
+    elif args.command == "report":
+        report(args.out)
+    else:
+        figure(args.out, args.png)
+
+
+if __name__ == "__main__":
+    main()
