@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections import deque
 import subprocess
 import sys
 import tempfile
@@ -148,7 +149,6 @@ def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from accuracy import shared_root
-
     from vosuite.io.frames import read_image_rgb
     from vosuite.io.masks import read_mask
     from vosuite.io.overlay import overlay_masks
@@ -162,10 +162,9 @@ def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"
         late = len(frames) * 4 // 5
         for column, arm in enumerate(arms):
             weights = weights_of(run_folder(out, arm))
-            labels = None
-            for index, labels in Segmenter(checkpoint=weights, progress=False).propagate(
-                    (read_image_rgb(p) for p in frames[:late + 1]), {0: first}):
-                pass
+            stream = Segmenter(checkpoint=weights, progress=False).propagate(
+                (read_image_rgb(p) for p in frames[:late + 1]), {0: first})
+            labels = deque(stream, maxlen=1)[0][1]  # the late frame's labels
             axes[row, column].imshow(overlay_masks(read_image_rgb(frames[late]), labels))
             axes[row, column].set_title(f"{arm}: {video}, frame {late}", fontsize=9)
             axes[row, column].axis("off")
