@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections import deque
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
