@@ -9,6 +9,10 @@ prepended), stays eager for now: a fixed-capacity ring buffer with a validity ma
 the cap and the group count into the graph, and the banded short-term attention's unfold with
 dynamic sizes does not export (the issue's blockers).
 
+With ``--int8`` the encoder becomes a static int8 graph calibrated on training frames
+(:func:`quantize_encoder`): 2.3x faster, dev J&F within 0.001 of float32 (measured). The decoder
+stays float32.
+
 Files in the output folder: ``encoder.onnx``, ``decoder.onnx`` and ``manifest.json`` (model name
 and config, opset, the torch version, the sha256 of every graph). Each file is written
 atomically. The TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``) is used: one
@@ -22,6 +26,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +120,43 @@ def export_deaot(model: DeAOT, out_dir: str | Path, overwrite: bool = False) -> 
                 "graphs": {p.name: {"sha256": _sha256(p)} for p in targets[:2]}}
     write_text_atomic(targets[2], json.dumps(manifest, indent=1))
     return OnnxExport(folder, *targets)
+
+
+def quantize_encoder(export: OnnxExport, model: DeAOT, calibration: list[Path], size: int | None = None) -> None:
+    """Replace the export's encoder by a static int8 one (QDQ: int8 weights per channel, uint8
+    activations), calibrated on ``calibration`` frames (image files) preprocessed as at inference
+    (``size``: default the model's). Measured on the shipped student: the encoder runs 2.3x
+    faster and DAVIS-16 val-dev J&F moves from 0.5517 to 0.5515 (docs/benchmarks.md)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from vosuite.io.frames import read_image_rgb
+    from vosuite.registry import preprocess
+
+    if not calibration:
+        raise InputError("--int8 needs calibration frames (none found)")
+    size = size if size is not None else model.default_size
+
+    class Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.paths = iter(calibration)
+
+        def get_next(self) -> dict | None:
+            path = next(self.paths, None)
+            if path is None:
+                return None
+            return {"image": preprocess(model, read_image_rgb(path), size).numpy().astype("float32")}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "encoder_prepared.onnx"
+        quant_pre_process(str(export.encoder), str(prepared))
+        with atomic_path(export.encoder, suffix=".onnx") as out:
+            quantize_static(str(prepared), str(out), Frames(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    manifest = json.loads(export.manifest.read_text(encoding="utf-8"))
+    manifest["graphs"]["encoder.onnx"] = {"sha256": _sha256(export.encoder), "int8": True,
+                                          "calibration_frames": len(calibration)}
+    write_text_atomic(export.manifest, json.dumps(manifest, indent=1))
 
 
 def read_manifest(folder: str | Path) -> dict:
