@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from vosuite.models.variants import lookup_variant
+
 #: Baseline kinds: flow warping (by estimator), holding the last given mask (semi-supervised);
 #: the centred ellipse, motion saliency (unsupervised).
 BASELINE_KINDS = ("flow", "copy", "ellipse", "motion")
@@ -40,10 +42,7 @@ BASELINES: dict[str, BaselineConfig] = {
 
 
 def get_baseline_config(name: str) -> BaselineConfig:
-    key = name.lower().replace("_", "-")
-    if key not in BASELINES:
-        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    return BASELINES[key]
+    return lookup_variant(BASELINES, name, "baseline")
 
 
 class TrainingFreeTracker(nn.Module):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vosuite.models.variants import lookup_variant
 from vosuite.nn.st_block import SpatioTemporalBlock
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
 
@@ -60,10 +61,7 @@ BBA_VARIANTS: dict[str, BbAConfig] = {
 
 
 def get_bba_config(name: str) -> BbAConfig:
-    key = name.lower().replace("_", "-")
-    if key not in BBA_VARIANTS:
-        raise KeyError(f"unknown Betrayed-by-Attention variant {name!r}; known: {', '.join(BBA_VARIANTS)}")
-    return BBA_VARIANTS[key]
+    return lookup_variant(BBA_VARIANTS, name, "Betrayed-by-Attention variant")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from vosuite.models.variants import lookup_variant
 from vosuite.nn.deformable_attention import DeformableConfig, offset_parameter_names
 from vosuite.nn.fpn_decoder import FPNSegmentationHead
 from vosuite.nn.gpm import DualBranchGPM, LayerCurrent, LayerMemory
@@ -81,11 +82,8 @@ DEFORMABLE_VARIANTS: dict[str, DeAOTConfig] = {
 def get_config(name: str, **overrides: object) -> DeAOTConfig:
     """The config of a variant (``deaot-t`` ... or ``deaot-t-deform`` ...; ``_`` and case ignored),
     with field overrides."""
-    key = name.lower().replace("_", "-")
-    known = {**VARIANTS, **DEFORMABLE_VARIANTS}
-    if key not in known:
-        raise KeyError(f"unknown DeAOT variant {name!r}; known: {', '.join(known)}")
-    return replace(known[key], **overrides) if overrides else known[key]
+    config = lookup_variant({**VARIANTS, **DEFORMABLE_VARIANTS}, name, "DeAOT variant")
+    return replace(config, **overrides) if overrides else config
 
 
 def _build_encoder(cfg: DeAOTConfig) -> nn.Module:

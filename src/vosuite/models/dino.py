@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vosuite.models.variants import lookup_variant
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
 
 
@@ -45,10 +46,7 @@ DINO_VARIANTS: dict[str, DINOConfig] = {
 
 
 def get_dino_config(name: str) -> DINOConfig:
-    key = name.lower().replace("_", "-")
-    if key not in DINO_VARIANTS:
-        raise KeyError(f"unknown DINO pre-training variant {name!r}; known: {', '.join(DINO_VARIANTS)}")
-    return DINO_VARIANTS[key]
+    return lookup_variant(DINO_VARIANTS, name, "DINO pre-training variant")
 
 
 class DINOHead(nn.Module):

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vosuite.models.variants import lookup_variant
 from vosuite.nn.convlstm import ConvLSTMCell
 from vosuite.nn.frozen_bn import FrozenBatchNorm2d
 from vosuite.nn.mobilenetv2 import MobileNetV2
@@ -100,10 +101,8 @@ S2S_VARIANTS: dict[str, S2SConfig] = {
 
 def get_s2s_config(name: str, **overrides: object) -> S2SConfig:
     """The config of a variant (``_`` and case ignored), with field overrides."""
-    key = name.lower().replace("_", "-")
-    if key not in S2S_VARIANTS:
-        raise KeyError(f"unknown S2S variant {name!r}; known: {', '.join(S2S_VARIANTS)}")
-    return replace(S2S_VARIANTS[key], **overrides) if overrides else S2S_VARIANTS[key]
+    config = lookup_variant(S2S_VARIANTS, name, "S2S variant")
+    return replace(config, **overrides) if overrides else config
 
 
 # -- backbones ------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from vosuite.training.data.augment import (
     random_affine,
     random_scale_crop,
 )
+from vosuite.training.data.seeded import SeededDataset
 from vosuite.training.data.static import STATIC_AFFINE, static_pseudo_video
 from vosuite.training.data.synthetic import Cutout, PasteConfig, cut_object, object_path, paste_objects
 
@@ -205,7 +206,7 @@ def loader_options(workers: int) -> dict[str, Any]:
 MAX_ATTEMPTS = 5
 
 
-class ClipDataset(torch.utils.data.Dataset):
+class ClipDataset(SeededDataset):
     """Augmented training clips from the videos of ``source`` (a vosuite Dataset or VideoRecords).
 
     Sample ``index`` uses video ``index % len(videos)`` (or, for a static pseudo-video, a random
@@ -218,22 +219,9 @@ class ClipDataset(torch.utils.data.Dataset):
         self.records = [record for record in source if record.annotation_paths]
         if not self.records:
             raise InputError("no annotated video to sample training clips from")
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.config.samples_per_epoch or len(self.records)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw different clips in each epoch (same clips for the same epoch, whatever the workers)."""
-        self.epoch = epoch
-
-    def generator(self, index: int) -> np.random.Generator:
-        """The Generator of sample ``index`` in the current epoch."""
-        return np.random.default_rng([self.config.seed, self.epoch, index])
+        super().__init__(len(self.records), config.samples_per_epoch, config.seed)
 
     def __getitem__(self, index: int) -> dict[str, object]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
         rng = self.generator(index)
         for _ in range(MAX_ATTEMPTS):
             clip, obj_num, video = self.sample_clip(rng, index)

@@ -27,6 +27,7 @@ from vosuite.errors import InputError
 from vosuite.inference.preprocess import normalize_rgb
 from vosuite.io.frames import read_image_rgb
 from vosuite.training.data.augment import Clip, JitterConfig, colour_jitter
+from vosuite.training.data.seeded import SeededDataset
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _view(rgb: np.ndarray, rng: np.random.Generator, config: MultiCropConfig, si
     return np.clip(view, 0, 255).astype(np.float32)
 
 
-class MultiCropDataset(torch.utils.data.Dataset):
+class MultiCropDataset(SeededDataset):
     """Sample ``i``: frame ``i % frames`` of the source's videos (in order), as DINO views."""
 
     def __init__(self, source: Iterable[VideoRecord], config: MultiCropConfig = MultiCropConfig()) -> None:
@@ -98,19 +99,11 @@ class MultiCropDataset(torch.utils.data.Dataset):
         self.frames = [path for record in source for path in record.frame_paths]
         if not self.frames:
             raise InputError("no frame images to draw DINO views from")
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.config.samples_per_epoch or len(self.frames)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().__init__(len(self.frames), config.samples_per_epoch, config.seed)
 
     def __getitem__(self, index: int) -> dict[str, object]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
         config = self.config
-        rng = np.random.default_rng([config.seed, self.epoch, index])
+        rng = self.generator(index)
         rgb = read_image_rgb(self.frames[index % len(self.frames)])
         first_blur, second_blur, local_blur = config.blur_probs
         views = [_view(rgb, rng, config, config.global_size, config.global_scale, first_blur, 0.0),

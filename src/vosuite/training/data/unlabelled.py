@@ -38,6 +38,7 @@ from vosuite.training.data.augment import (
 )
 from vosuite.training.data.clips import sample_frame_indices, to_tensors
 from vosuite.training.data.pseudo_objects import PseudoObjectConfig, pseudo_objects
+from vosuite.training.data.seeded import SeededDataset
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class UnlabelledClipConfig:
             raise ValueError("num_frames and max_gap must be >= 1")
 
 
-class UnlabelledClipDataset(torch.utils.data.Dataset):
+class UnlabelledClipDataset(SeededDataset):
     """Clips of frames from ``source`` videos (annotations ignored); sample ``index`` uses video
     ``index % len(videos)``. Videos need frame images (not a video file)."""
 
@@ -72,19 +73,11 @@ class UnlabelledClipDataset(torch.utils.data.Dataset):
         self.records = [record for record in source if record.frame_paths]
         if not self.records:
             raise InputError("no video with frame images to sample unlabelled clips from")
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.config.samples_per_epoch or len(self.records)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().__init__(len(self.records), config.samples_per_epoch, config.seed)
 
     def __getitem__(self, index: int) -> dict[str, object]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
         config = self.config
-        rng = np.random.default_rng([config.seed, self.epoch, index])
+        rng = self.generator(index)
         record = self.records[index % len(self.records)]
         indices = sample_frame_indices(rng, len(record.frame_paths), config.num_frames, config.max_gap,
                                        config.reverse_prob)
