@@ -47,8 +47,8 @@ def test_create_model_default_random_and_path(tmp_path: Path) -> None:
     loaded = vosuite.create_model("s2s-mnv2", weights=path)
     assert loaded.default_size == 96
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in random.state_dict().items())
-    with pytest.raises(InputError, match="no trained weights for deaot-l ship"):
-        vosuite.create_model("deaot-l")
+    with pytest.raises(InputError, match="no trained weights for deaot-b ship"):
+        vosuite.create_model("deaot-b")
     with pytest.raises(InputError, match="holds s2s-mnv2 weights, not s2spp-mnv2"):
         vosuite.create_model("s2spp-mnv2", weights=path)
 
@@ -65,7 +65,7 @@ def test_shipped_weights_match_their_registered_sha256(monkeypatch: pytest.Monke
 def test_model_card_fields_and_rows() -> None:
     spec = registry.get_spec("deaot-t-deform")
     assert registry.card_fields(spec)["dev_jf"] == "0.552"
-    assert registry.card_fields(registry.get_spec("deaot-l")) == {}
+    assert registry.card_fields(registry.get_spec("deaot-b")) == {}
     row = next(r for r in registry.model_rows("deaot") if r.name == "deaot-t-deform")
     assert (row.ships, row.size, row.dev_jf, row.chair_jf, row.default) == (True, 240, "0.552", "0.328", True)
     flow = next(r for r in registry.model_rows("baseline") if r.name == "flow")
