@@ -1,4 +1,5 @@
-"""The student weights that ship in the package: format, size, default-model lookup, the demo."""
+"""The weights that ship in the package (the default student and the teacher): format, size,
+default-model lookup, the demo, the teacher from the CLI."""
 
 from __future__ import annotations
 
@@ -24,6 +25,26 @@ def test_shipped_student_is_a_small_float16_vosuite_checkpoint() -> None:
     assert floats == {torch.float16}
     card = (WEIGHTS_DIR / "deaot-t-deform.md").read_text()
     assert "DAVIS-2016" in card and "configs/deaot_t_davis16.yaml" in card
+
+
+def test_shipped_teacher_is_float16_and_the_weights_stay_under_50_mb() -> None:
+    teacher = WEIGHTS_DIR / "deaot-l.pt"
+    assert packaged_weights("deaot-l") == teacher
+    ckpt = torch.load(teacher, map_location="cpu", weights_only=True)
+    assert ckpt["model"]["name"] == "deaot-l" and ckpt["inference"] == {"size": 240}
+    assert {v.dtype for v in ckpt["state_dict"].values() if v.is_floating_point()} == {torch.float16}
+    assert sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.pt")) <= 50 * 10**6  # issue 12: 50 MB together
+    card = (WEIGHTS_DIR / "deaot-l.md").read_text()
+    assert "configs/deaot_l_teacher_davis16.yaml" in card and "init_from" in card
+
+
+def test_infer_with_the_teacher_works_out_of_the_box(tmp_path: Path) -> None:
+    from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
+
+    root = write_clip(tmp_path / "clip", SyntheticClipConfig(num_frames=3, height=48, width=64))
+    assert main(["infer", "--model", "deaot-l", "--dataset", "generic", "--root", str(root), "--out",
+                 str(tmp_path / "out"), "--no-progress", "--threads", "1"]) == 0
+    assert len(list((tmp_path / "out" / "shapes").glob("*.png"))) == 3
 
 
 def test_default_model_loads_the_shipped_weights_in_float32() -> None:

@@ -397,13 +397,20 @@ _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "
                     "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",
                     "r50-deaot-l": "R50-DeAOT-L: ResNet-50, 3 layers, gap 5"}
 _TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
+#: The weights that ship: the default student and the teacher (float16, sha256 checked on load).
+_SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "bf5fe394410e668342f320f41b75ce2c5ff2f832ba2733da917a6938dbae21bc"),
+            "deaot-l": ("deaot-l.pt", "261c39a7a74510640fb34c50205327d897fb2bcca17b578203e886d2d07a8dee")}
+
+
+def _shipped(name: str) -> dict[str, str]:
+    return dict(zip(("weights", "sha256"), _SHIPPED[name], strict=True)) if name in _SHIPPED else {}
+
+
 for _base, _summary in _DEAOT_SUMMARIES.items():
-    register_model(_base, "deaot", summary=_summary, recipe=_TEACHER_RECIPE.get(_base))
+    register_model(_base, "deaot", summary=_summary, recipe=_TEACHER_RECIPE.get(_base), **_shipped(_base))
 for _base, _summary in _DEAOT_SUMMARIES.items():
     register_model(f"{_base}-deform", "deaot", summary=f"{_summary}, deformable attention",
-                   **({"weights": "deaot-t-deform.pt",
-                       "sha256": "bf5fe394410e668342f320f41b75ce2c5ff2f832ba2733da917a6938dbae21bc"}
-                      if _base == "deaot-t" else {}))
+                   **_shipped(f"{_base}-deform"))
 _S2S_SUMMARIES = {"s2s": "S2S: ConvLSTM encoder-decoder", "s2s-dist": "S2S + distance-class head",
                   "s2spp": "S2S++: skip-memory + distance-class head"}
 for _suffix, _encoder in (("", "VGG-16"), ("-mnv2", "MobileNetV2")):
