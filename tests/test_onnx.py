@@ -46,7 +46,7 @@ def compare(eager: Segmenter, fast: Segmenter, frames: list[np.ndarray], mask: n
 
 def test_export_writes_checked_graphs_and_refuses_to_overwrite(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = build("deaot-s-deform")  # two GPM layers: two decoder inputs
+    model = build("deaot-s-deform")  # two GPM layers
     export = export_deaot(model, tmp_path / "onnx")
     manifest = read_manifest(export.folder)
     assert manifest["model"]["name"] == "deaot-s-deform" and set(manifest["graphs"]) == {"encoder.onnx", "decoder.onnx"}
@@ -96,6 +96,23 @@ def test_onnx_runtime_equals_eager_on_a_dev_video_and_from_the_cli(tmp_path: Pat
                      "--threads", "1", "--runtime", runtime, *extra]) == 0
     for name in ("00001.png", "00003.png"):
         assert np.array_equal(read_mask(tmp_path / "eager" / name), read_mask(tmp_path / "onnx" / name))
+
+
+@pytest.mark.parametrize("name", ["deaot-l", "deaot-s-deform"])
+def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
+    """Models with several GPM layers: their decoders read only the last layer's output
+    (``decoder_intermediate`` is False in every variant), so the exporter drops the other layers'
+    inputs and the runtime feeds what the graph declares."""
+    from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
+
+    root = write_clip(tmp_path / "clip", SyntheticClipConfig(num_frames=4, height=96, width=128))
+    torch.manual_seed(0)
+    model = build(name)
+    frames = [f.rgb for f in open_frames(root / "JPEGImages" / "shapes")]
+    mask = read_mask(root / "Annotations" / "shapes" / "00000.png")
+    worst, equal = compare(Segmenter(model, progress=False), Segmenter(model, progress=False, runtime="onnx"),
+                           frames, mask)
+    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)
 
 
 def test_runtime_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

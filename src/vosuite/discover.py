@@ -93,7 +93,7 @@ class Discoverer:
         if isinstance(model, (BetrayedByAttention, TrainingFreeTracker)):
             self.model = model
         elif isinstance(model, str) and family_of(model).name == "baseline":
-            self.model = create_model(model, weights=None if checkpoint is None else checkpoint)
+            self.model = create_model(model, weights=checkpoint)  # a path is refused: baselines take none
         else:
             self.model = load_model(model, checkpoint)
         self.baseline = isinstance(self.model, TrainingFreeTracker)

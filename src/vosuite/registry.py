@@ -381,6 +381,8 @@ def _bba_core(model: nn.Module, size: int | None, options: CoreOptions, device: 
 
 register_family(Family("bba", _lazy("vosuite.models.bba:BetrayedByAttention"), _lazy("vosuite.models.bba:BbAConfig"),
                        _lazy("vosuite.models.bba:get_bba_config"), _bba_core, recipe=""))
+
+
 def _dino_core(model: nn.Module, size: int | None, options: CoreOptions, device: str = "cpu") -> VideoCore:
     raise InputError(f"{model.cfg.name} is a DINO pre-training network, not a tracker: pass its run's final.pt "
                      "as bba.dino_checkpoint (or to `vosuite convert dino`)")

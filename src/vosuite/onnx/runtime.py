@@ -67,6 +67,9 @@ class OnnxDeAOT(DeAOT):
         threads = threads or torch.get_num_threads()
         self.encoder_session = _session(Path(export_dir) / "encoder.onnx", threads)
         self.decoder_session = _session(Path(export_dir) / "decoder.onnx", threads)
+        # the exporter drops inputs the graph does not read (a decoder without intermediate inputs
+        # reads only the last layer's output)
+        self.decoder_inputs = {node.name for node in self.decoder_session.get_inputs()}
         self.export_dir = Path(export_dir)
 
     def encode_image(self, img: torch.Tensor) -> list[torch.Tensor]:
@@ -77,7 +80,8 @@ class OnnxDeAOT(DeAOT):
     def decode(self, outputs: list[torch.Tensor], feats: list[torch.Tensor]) -> torch.Tensor:
         """GPM outputs + encoder maps -> ID logits [1, num_ids, H/4, W/4] (ONNX Runtime)."""
         names = ["s4", "s8", "s16", "proj16", *(f"layer{i}" for i in range(len(outputs)))]
-        inputs = dict(zip(names, (_numpy(t) for t in (*feats, *outputs)), strict=True))
+        inputs = {name: _numpy(t) for name, t in zip(names, (*feats, *outputs), strict=True)
+                  if name in self.decoder_inputs}
         return torch.from_numpy(self.decoder_session.run(None, inputs)[0])
 
 
