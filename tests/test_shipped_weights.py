@@ -27,12 +27,19 @@ def test_shipped_student_is_a_small_float16_vosuite_checkpoint() -> None:
     assert "DAVIS-2016" in card and "configs/deaot_t_davis16.yaml" in card
 
 
-def test_shipped_teacher_is_float16_and_the_weights_stay_under_50_mb() -> None:
+def test_shipped_teacher_is_int8_and_float16_and_the_weights_stay_under_50_mb() -> None:
+    """The teacher stores its convolution and linear weights as int8 per output channel (the rest
+    float16) to stay under the 20 MB a tracked file may take."""
     teacher = WEIGHTS_DIR / "deaot-l.pt"
     assert packaged_weights("deaot-l") == teacher
     ckpt = torch.load(teacher, map_location="cpu", weights_only=True)
     assert ckpt["model"]["name"] == "deaot-l" and ckpt["inference"] == {"size": 240}
     assert {v.dtype for v in ckpt["state_dict"].values() if v.is_floating_point()} == {torch.float16}
+    quantised = ckpt["int8_weights"]["tensors"]
+    assert {entry["values"].dtype for entry in quantised.values()} == {torch.int8}
+    int8_numbers = sum(entry["values"].numel() for entry in quantised.values())
+    assert int8_numbers > 0.95 * sum(p.numel() for p in load_model("deaot-l").parameters())
+    assert all(p.stat().st_size <= 20 * 10**6 for p in WEIGHTS_DIR.glob("*.pt"))  # the house's limit per file
     assert sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.pt")) <= 50 * 10**6  # issue 12: 50 MB together
     card = (WEIGHTS_DIR / "deaot-l.md").read_text()
     assert "configs/deaot_l_teacher_davis16.yaml" in card and "init_from" in card

@@ -401,7 +401,7 @@ _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "
 _TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
 #: The weights that ship: the default student and the teacher (float16, sha256 checked on load).
 _SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "bf5fe394410e668342f320f41b75ce2c5ff2f832ba2733da917a6938dbae21bc"),
-            "deaot-l": ("deaot-l.pt", "261c39a7a74510640fb34c50205327d897fb2bcca17b578203e886d2d07a8dee")}
+            "deaot-l": ("deaot-l.pt", "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46")}
 
 
 def _shipped(name: str) -> dict[str, str]:

@@ -11,7 +11,8 @@ A vosuite checkpoint is a plain dict, loaded with ``torch.load(weights_only=True
      "model": {"name": "deaot-t", "family": "deaot",   # or "s2s" (S2SConfig fields); absent: "deaot"
                "config": {...DeAOTConfig fields...}},
      "inference": {"size": 240},   # optional: the internal resolution the weights were trained for
-     "state_dict": {...}}           # float32, or float16 for shipped weights (cast up on load)
+     "state_dict": {...},           # float32, or float16 for shipped weights (cast up on load)
+     "int8_weights": {...}}         # optional: large weights as int8 (vosuite.io.weight_quantization)
 
 ``--checkpoint`` also accepts aot-benchmark checkpoints (plain state dicts, ``state_dict`` /
 ``ema`` wrappers, ``module.`` prefixes); ``vosuite convert aot`` turns them into the format above.
@@ -31,6 +32,7 @@ import torch
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.io.checkpoint_file import read_checkpoint
+from vosuite.io.weight_quantization import quantize_state_dict
 from vosuite.models.build import build, extract_state_dict, load_state_dict_strict
 from vosuite.models.deaot import DeAOT, DeAOTConfig
 from vosuite.models.s2s import S2S, S2SConfig
@@ -134,7 +136,8 @@ def _load_model(model: str | None = None, checkpoint: str | Path | None = None) 
             raise InputError(f"{path} holds {cfg.name} weights, not {canonical_model_name(model)} "
                              "(drop --model or pass the matching checkpoint)")
         net = network(cfg)
-        load_state_dict_strict(net, extract_state_dict(obj.get("state_dict"), str(path)), str(path))
+        state = extract_state_dict(obj if "int8_weights" in obj else obj.get("state_dict"), str(path))
+        load_state_dict_strict(net, state, str(path))
         net.default_size = _inference_size(obj.get("inference"), path)
         return net.eval()
     return build(canonical_model_name(model or DEFAULT_MODEL), path)  # aot-benchmark / plain state dict
@@ -151,10 +154,12 @@ def _inference_size(info: object, path: Path) -> int | None:
 
 
 def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | None = None,
-                    dtype: torch.dtype | None = None) -> Path:
+                    dtype: torch.dtype | None = None, int8: bool = False) -> Path:
     """Write ``model`` as a vosuite checkpoint, atomically. ``inference_size``: the internal
     resolution the weights were trained for (the default ``--size`` of whoever loads them);
-    ``dtype``: cast floating tensors (``torch.float16`` halves a shipped file)."""
+    ``dtype``: cast floating tensors (``torch.float16`` halves a shipped file); ``int8``: store
+    convolution and linear weights as int8 per output channel, the rest float16
+    (:mod:`vosuite.io.weight_quantization`; halves a float16 file again)."""
     out = Path(out)
     size = inference_size if inference_size is not None else getattr(model, "default_size", None)
     payload = {
@@ -164,6 +169,8 @@ def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | N
         "inference": {"size": size},
         "state_dict": {k: _cast(v.detach().clone(), dtype) for k, v in model.state_dict().items()},
     }
+    if int8:  # quantised from the model's own (not the cast) values
+        payload["state_dict"], payload["int8_weights"] = quantize_state_dict(model.state_dict())
     with atomic_path(out, suffix=".pt") as tmp:
         torch.save(payload, tmp)
     return out
@@ -174,9 +181,10 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
 
 
 def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int | None = None,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, int8: bool = False) -> Path:
     """A vosuite checkpoint's float16 copy at ``out`` (the form shipped weights take), with
-    ``inference_size`` recorded when given (else the checkpoint's)."""
+    ``inference_size`` recorded when given (else the checkpoint's); ``int8``: the large weights
+    as int8 (see :func:`save_checkpoint`)."""
     if inference_size is not None and inference_size <= 0:
         raise InputError(f"--size {inference_size}: must be a positive number of pixels")
     src, out = Path(checkpoint), Path(out)
@@ -184,7 +192,8 @@ def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int
         raise InputError(f"{out} exists (pass --overwrite to replace it)")
     if not is_vosuite_checkpoint(read_checkpoint(src)):
         raise InputError(f"{src} is not a vosuite checkpoint (convert it first: `vosuite convert aot`)")
-    return save_checkpoint(load_model(checkpoint=src), out, inference_size=inference_size, dtype=torch.float16)
+    return save_checkpoint(load_model(checkpoint=src), out, inference_size=inference_size, dtype=torch.float16,
+                           int8=int8)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from torch import nn
 
 from vosuite.errors import InputError
 from vosuite.io.checkpoint_file import read_checkpoint
+from vosuite.io.weight_quantization import merge_int8_weights
 from vosuite.models.deaot import DeAOT, DeAOTConfig
 from vosuite.models.s2s import S2S, S2SConfig
 
@@ -30,7 +31,10 @@ def _preview(keys: list[str], limit: int = 4) -> str:
 
 def extract_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """The tensor dict inside ``obj``: unwraps ``{'state_dict': ...}`` / ``{'ema': ...}`` (nested
-    too) and strips ``module.`` prefixes (DataParallel / DDP)."""
+    too) and strips ``module.`` prefixes (DataParallel / DDP). A vosuite checkpoint's
+    ``int8_weights`` (:mod:`vosuite.io.weight_quantization`) are dequantised into it."""
+    if isinstance(obj, Mapping) and "int8_weights" in obj:
+        return merge_int8_weights(extract_state_dict(obj.get("state_dict"), source), obj["int8_weights"], source)
     while isinstance(obj, Mapping) and not any(torch.is_tensor(v) for v in obj.values()):
         inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
         if inner is None:
