@@ -18,7 +18,7 @@ demo: setup
 	$(VENV)/bin/vosuite demo --out demo_output --overwrite
 
 test: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) -m pytest -q
 
 bench: setup

@@ -245,6 +245,21 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE.json", help="also write the rows as JSON")
 
 
+def _add_app(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "app", help="a local web app: open a video, draw the objects, follow them, correct, download",
+        description="Start the vosuite web app (needs pip install 'vosuite[app]') and open the printed address in a "
+                    "browser. Each browser session works in its own temporary folder, removed when the page closes "
+                    "or the server stops. It binds to 127.0.0.1: anyone who can reach it can read the video paths "
+                    "this machine's user can.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--threads", type=int, default=None, help="compute threads (default: all cores)")
+    parser.add_argument("--max-upload-mb", type=float, default=500.0, help="largest video upload (default 500 MB)")
+    parser.add_argument("--max-frames", type=int, default=10_000, help="longest video in frames (default 10000)")
+    parser.add_argument("--work-dir", type=Path, help="where session folders go (default: the system's temp folder)")
+
+
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train a VOS model from a YAML recipe (configs/*.yaml)",
@@ -295,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(commands)
     _add_export(commands)
     _add_bench(commands)
+    _add_app(commands)
     _add_train(commands)
     _add_plot_log(commands)
     return parser
@@ -464,6 +480,19 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_app(args: argparse.Namespace) -> int:
+    from vosuite.app import require_web_stack, serve
+    from vosuite.cpu import set_threads
+
+    require_web_stack()
+    if not 0 < args.port < 65536:
+        raise VosuiteError(f"--port {args.port}: not a port number")
+    set_threads(args.threads)
+    print(f"vosuite app: open http://{args.host}:{args.port}/ in a browser (Ctrl+C stops it)")
+    serve(args.host, args.port, args.work_dir, args.max_upload_mb, args.max_frames)
+    return 0
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from vosuite.training.engine import train
 
@@ -497,7 +526,7 @@ def _run_plot_log(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"eval": _run_eval, "compare": _run_compare, "demo": _run_demo, "pack": _run_pack, "segment": _run_segment,
-            "infer": _run_infer, "convert": _run_convert, "export": _run_export, "bench": _run_bench,
+            "infer": _run_infer, "convert": _run_convert, "export": _run_export, "bench": _run_bench, "app": _run_app,
             "models": _run_models, "discover": _run_discover, "train": _run_train, "plot-log": _run_plot_log}
 
 

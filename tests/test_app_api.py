@@ -1,0 +1,218 @@
+"""`vosuite app`'s server through its HTTP API (FastAPI's test client): open, annotate, propagate
+forward and backward with the shipped student and a baseline, correct and re-propagate, find
+objects, download; bad input answers one line and the server keeps working; session folders go."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the app's web stack (pip install 'vosuite[app]') is not installed")
+pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from conftest import box_mask, write_box_clip  # noqa: E402
+from vosuite.app.server import create_app  # noqa: E402
+from vosuite.cli import main  # noqa: E402
+
+FRAMES, H, W = 8, 72, 104
+
+
+@pytest.fixture
+def clip(tmp_path) -> dict[str, Path]:
+    return write_box_clip(tmp_path / "clip", FRAMES, H, W)
+
+
+@pytest.fixture
+def client(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    with TestClient(create_app(work, max_upload_mb=1)) as client:
+        assert client.get("/").status_code == 200  # the page, and the session cookie
+        client.work = work
+        yield client
+    assert list(work.iterdir()) == []  # the server removed its folders when it stopped
+
+
+def _wait(client: TestClient, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get("/api/status").json()["job"]
+        if job["state"] != "running":
+            return job
+        time.sleep(0.05)
+    raise AssertionError("the job did not finish")
+
+
+def _put(client: TestClient, index: int, labels: np.ndarray):
+    return client.put(f"/api/annotation/{index}?width={labels.shape[1]}&height={labels.shape[0]}",
+                      content=labels.astype(np.uint8).tobytes())
+
+
+def _mask(client: TestClient, index: int) -> tuple[np.ndarray, str]:
+    response = client.get(f"/api/mask/{index}")
+    return np.frombuffer(response.content, np.uint8).reshape(H, W), response.headers["X-Mask-Kind"]
+
+
+def _zip_masks(client: TestClient) -> dict[str, np.ndarray]:
+    response = client.get("/api/download/masks.zip")
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        return {name: np.array(Image.open(archive.open(name))) for name in archive.namelist()}
+
+
+def test_open_annotate_propagate_both_ways_and_download(client, clip):
+    opened = client.post("/api/open/path", json={"path": str(clip["frames"])}).json()["video"]
+    assert opened == {"name": "frames", "num_frames": FRAMES, "height": H, "width": W, "fps": 24.0}
+    assert client.get("/api/frame/3").headers["content-type"] == "image/jpeg"
+    assert _mask(client, 4)[1] == "empty"
+    start = 4
+    moved = np.zeros((H, W), np.uint8)
+    moved[10 + start:30 + start, 20:40] = 1  # the red box where frame 4 has it
+    assert _put(client, start, moved).json() == {"annotated": [start]}
+    request = {"frame": start, "direction": "both", "model": "copy-first"}
+    assert client.post("/api/propagate", json=request).status_code == 200
+    job = _wait(client)
+    assert job["state"] == "done" and job["done"] == FRAMES == job["total"] and job["fps"] > 0
+    masks = _zip_masks(client)
+    assert sorted(masks) == [f"frames/{i:05d}.png" for i in range(FRAMES)]
+    for mask in masks.values():  # copy-first repeats frame 4's mask both ways
+        assert np.array_equal(mask, moved)
+    assert _mask(client, 0)[1] == "propagated" and _mask(client, start)[1] == "annotation"
+
+
+def test_the_shipped_student_follows_the_box_and_a_correction_restarts_it(client, clip):
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    first = box_mask(H, W)
+    _put(client, 0, first)
+    client.post("/api/propagate", json={"frame": 0, "direction": "forward", "model": "deaot-t-deform"})
+    assert _wait(client)["state"] == "done"
+    last, kind = _mask(client, FRAMES - 1)
+    truth = np.zeros((H, W), np.uint8)
+    truth[10 + FRAMES - 1:30 + FRAMES - 1, 20:40] = 1
+    iou = np.logical_and(last == 1, truth == 1).sum() / np.logical_or(last == 1, truth == 1).sum()
+    assert kind == "propagated" and iou > 0.8, iou
+    corrected = np.zeros((H, W), np.uint8)
+    corrected[40:60, 53:83] = 2  # frame 3: the green box instead
+    _put(client, 3, corrected)
+    before = _mask(client, 1)[0]
+    client.post("/api/propagate", json={"frame": 3, "direction": "forward", "model": "copy-first"})
+    job = _wait(client)
+    assert job["done"] == FRAMES - 3
+    for index in range(4, FRAMES):  # the memory restarted at frame 3: only its corrected mask counts
+        assert np.array_equal(_mask(client, index)[0], corrected)
+    assert np.array_equal(_mask(client, 1)[0], before)  # frames before the correction are kept
+    overlay = client.get("/api/download/overlay.mp4")
+    assert overlay.status_code == 200 and overlay.content[4:8] == b"ftyp"
+
+
+def test_import_a_mask_png_and_find_objects(client, clip):
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    png = io.BytesIO()
+    Image.open(clip["first"]).save(png, format="PNG")
+    assert client.post("/api/annotation/2/import?name=first.png", content=png.getvalue()).status_code == 200
+    labels, kind = _mask(client, 2)
+    assert kind == "annotation" and np.array_equal(labels, box_mask(H, W))
+    assert client.delete("/api/annotation/2").json() == {"annotated": []}
+    assert client.post("/api/discover", json={"model": "ellipse"}).status_code == 200
+    job = _wait(client)
+    assert job["state"] == "done" and job["done"] == FRAMES
+    assert (_mask(client, 5)[0] == 1).sum() > 0
+
+
+def test_upload_a_video_file(client, clip, tmp_path):
+    from vosuite.io.video_writer import VideoWriter
+
+    video = tmp_path / "my clip.mp4"
+    with VideoWriter(video, fps=10) as writer:
+        for path in sorted(clip["frames"].glob("*.jpg")):
+            writer.write(np.array(Image.open(path)))
+    response = client.post("/api/open/upload?name=my%20clip.mp4", content=video.read_bytes())
+    assert response.status_code == 200, response.text
+    assert response.json()["video"]["num_frames"] == FRAMES and response.json()["video"]["name"] == "my_clip"
+
+
+@pytest.mark.parametrize("case", ["not-a-video", "too-big", "empty-mask", "wrong-size", "no-weights", "bad-path",
+                                  "no-start-mask", "bad-frame"])
+def test_bad_input_is_a_one_line_message_and_the_server_keeps_working(client, clip, case):
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    if case == "not-a-video":
+        response = client.post("/api/open/upload?name=notes.txt", content=b"hello, not a video")
+    elif case == "too-big":
+        response = client.post("/api/open/upload?name=big.mp4", content=b"0" * (2 * 2**20))
+    elif case == "empty-mask":
+        response = _put(client, 0, np.zeros((H, W), np.uint8))
+    elif case == "wrong-size":
+        response = _put(client, 0, np.ones((H // 2, W), np.uint8))
+    elif case == "no-weights":
+        _put(client, 0, box_mask(H, W))
+        response = client.post("/api/propagate", json={"frame": 0, "model": "deaot-b"})
+    elif case == "bad-path":
+        response = client.post("/api/open/path", json={"path": str(clip["root"] / "nothing.mp4")})
+    elif case == "no-start-mask":
+        response = client.post("/api/propagate", json={"frame": 5, "model": "copy-first"})
+    else:
+        response = client.get("/api/frame/99")
+    error = response.json()["error"]
+    assert response.status_code == 400 and "\n" not in error and error
+    expected = {"not-a-video": "notes.txt", "too-big": "upload limit", "empty-mask": "empty",
+                "wrong-size": "the mask is 104x36", "no-weights": "deaot-b", "bad-path": "nothing.mp4",
+                "no-start-mask": "frame 5 has no mask", "bad-frame": "frames 0 to 7"}[case]
+    assert expected in error, error
+    assert client.get("/api/status").status_code == 200  # still serving
+
+
+def test_wrong_size_png_import_names_the_file(client, clip, tmp_path):
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    png = io.BytesIO()
+    Image.fromarray(np.ones((10, 10), np.uint8)).save(png, format="PNG")
+    response = client.post("/api/annotation/0/import?name=small.png", content=png.getvalue())
+    assert response.status_code == 400 and "10x10" in response.json()["error"]
+
+
+def test_closing_the_page_removes_its_folder(client, clip):
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    sessions = list(client.work.iterdir())[0]
+    assert len(list(sessions.iterdir())) == 1
+    assert client.post("/api/session/close").json() == {"closed": True}
+    assert list(sessions.iterdir()) == []
+    assert "session has ended" in client.get("/api/status").json()["error"]
+
+
+def test_models_menu_lists_baselines_and_marks_missing_weights(client):
+    menus = client.get("/api/models").json()
+    names = {m["name"]: m["ready"] for m in menus["propagate"]}
+    assert names["deaot-t-deform"] and names["copy-first"] and names["flow"] and not names["deaot-b"]
+    assert {m["name"] for m in menus["discover"]} >= {"ellipse", "motion-saliency"}
+    assert menus["default"] == "deaot-t-deform" and len(menus["palette"]) == 256
+
+
+def test_cli_app_without_the_web_stack_is_a_one_line_error(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert main(["app", "--port", "7999"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("vosuite: error: vosuite app needs uvicorn: pip install 'vosuite[app]' "
+                   "(or: pip install fastapi uvicorn)")
+
+
+def test_the_onnx_runtime_gives_the_eager_masks(client, clip):
+    pytest.importorskip("onnxruntime", reason="onnxruntime (pip install 'vosuite[onnx]') is not installed")
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    _put(client, 0, box_mask(H, W))
+    results = {}
+    for runtime in ("eager", "onnx"):
+        client.post("/api/propagate", json={"frame": 0, "model": "deaot-t-deform", "runtime": runtime})
+        assert _wait(client)["state"] == "done"
+        results[runtime] = np.stack([_mask(client, i)[0] for i in range(FRAMES)])
+    assert (results["eager"] == results["onnx"]).mean() >= 0.9999
+    response = client.post("/api/propagate", json={"frame": 0, "model": "deaot-t-deform", "runtime": "tpu"})
+    assert response.status_code == 400 and "eager or onnx" in response.json()["error"]
