@@ -4,6 +4,7 @@ same budget, same data; one table and a qualitative figure.
     python benchmarks/distill_experiment.py launch --out /root/vosuite-runs/distill --budget 60m
     python benchmarks/distill_experiment.py report --out /root/vosuite-runs/distill [--table docs.md]
     python benchmarks/distill_experiment.py figure --out /root/vosuite-runs/distill --png docs/img/distill.png
+    python benchmarks/distill_experiment.py curves --out /root/vosuite-runs/distill --png docs/img/distill_cka.png
 
 Arms (every one from ``configs/``, seed 0, ``train.time_budget`` = ``--budget``):
 
@@ -19,7 +20,9 @@ logs beside the runs; ``--arms`` picks some) and returns; run it again to start 
 (arms with a run folder are skipped). ``report`` scores each arm's last EMA weights (``final.pt``,
 else ``latest.pt``) on DAVIS-16 val-dev and the PUMaVOS chair with the flow and copy-first rows,
 and the student's CKA to the teacher on 8 val-dev clips (the distillation loss's own measure).
-``figure`` draws arms (a) and (c) side by side at a late frame of two val-dev videos.
+``figure`` draws arms (a) and (c) side by side at a late frame of two val-dev videos; ``curves``
+the training CKA of every distilled arm (the mean over the sampled rows of each batch, the loss's
+own measure, smoothed) and the validation J&F of every arm against the step.
 """
 
 from __future__ import annotations
@@ -173,9 +176,43 @@ def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"
     print(f"wrote {png}")
 
 
+def curves(out: Path, png: Path, smooth: int = 10) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vosuite.training.run_log import read_metrics
+
+    figure_, (cka_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for arm in ARMS:
+        run = run_folder(out, arm)
+        if run is None:
+            continue
+        rows = read_metrics(run)
+        train = [(r["step"], r["cka"]) for r in rows if r.get("kind") == "train" and "cka" in r]
+        if train and arm != "b-kd":  # (b) has no attention loss: its logged CKA is not trained for
+            values = [v for _, v in train]
+            smoothed = [sum(values[max(0, i - smooth + 1):i + 1]) / len(values[max(0, i - smooth + 1):i + 1])
+                        for i in range(len(values))]
+            cka_axis.plot([step for step, _ in train], smoothed, label=arm)
+        val = [(r["step"], r["J&F-Mean"]) for r in rows if r.get("kind") == "val" and "J&F-Mean" in r]
+        if val:
+            val_axis.plot(*zip(*val, strict=True), marker="o", label=arm)
+    cka_axis.set(xlabel="step", ylabel=f"CKA to the teacher (training batches, {smooth}-point mean)",
+                 title="the student's attention against the teacher's")
+    val_axis.set(xlabel="step", ylabel="val-dev J&F (EMA weights, in training)", title="validation")
+    for axis in (cka_axis, val_axis):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure_.tight_layout()
+    figure_.savefig(png, dpi=100)
+    print(f"wrote {png}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["launch", "report", "figure"])
+    parser.add_argument("command", choices=["launch", "report", "figure", "curves"])
     parser.add_argument("--out", type=Path, default=Path("/root/vosuite-runs/distill"))
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--budget", default="60m", help="train.time_budget of every arm")
@@ -188,6 +225,9 @@ def main() -> None:
         launch(args.out, args.arms, args.budget, args.parallel, args.threads, args.code)
     elif args.command == "report":
         report(args.out)
+    elif args.command == "curves":
+        default = args.png == parser.get_default("png")
+        curves(args.out, REPO / "docs" / "img" / "distill_cka.png" if default else args.png)
     else:
         figure(args.out, args.png)
 

@@ -180,3 +180,16 @@ def test_invalid_settings():
         DeformableConfig(kernel_size=4)
     with pytest.raises(ValueError, match="offset groups"):
         GatedDeformablePropagation(8, 8, 1, d_att=8, deform=DeformableConfig(groups=2))
+
+
+def test_the_traced_grids_equal_the_eager_ones() -> None:
+    """The tensor-only forms an ONNX trace uses give the eager reference points and window slots."""
+    from vosuite.nn.attention import traced_window_slots, window_slots
+    from vosuite.nn.deformable_attention import grid_size, reference_points, traced_reference_points
+
+    for height, width, stride in ((13, 19, 4), (16, 28, 4), (31, 54, 8), (7, 5, 1)):
+        hk, wk = grid_size(height, width, stride)
+        traced = traced_reference_points(torch.zeros(1, 2, height, width), torch.zeros(3, hk, wk, 2))
+        assert torch.allclose(traced, reference_points(height, width, stride), rtol=0, atol=1e-6)
+        query = torch.zeros(1, 2, height, width)
+        assert torch.equal(traced_window_slots(query, 3), window_slots(height, width, 3))

@@ -1,4 +1,4 @@
-"""ONNX export of DeAOT's encoder and decoder, and `--runtime onnx` (ONNX Runtime) against eager:
+"""ONNX export of DeAOT's encoder, propagation and decoder, and `--runtime onnx` (ONNX Runtime) against eager:
 on the DeAOT fixture (aot-benchmark's weights and frames) and on a val-dev video with the shipped
 student."""
 
@@ -49,7 +49,8 @@ def test_export_writes_checked_graphs_and_refuses_to_overwrite(tmp_path: Path) -
     model = build("deaot-s-deform")  # two GPM layers
     export = export_deaot(model, tmp_path / "onnx")
     manifest = read_manifest(export.folder)
-    assert manifest["model"]["name"] == "deaot-s-deform" and set(manifest["graphs"]) == {"encoder.onnx", "decoder.onnx"}
+    assert manifest["model"]["name"] == "deaot-s-deform"
+    assert set(manifest["graphs"]) == {"encoder.onnx", "propagation.onnx", "decoder.onnx"}
     with pytest.raises(InputError, match="exists"):
         export_deaot(model, tmp_path / "onnx")
     export.decoder.write_bytes(export.decoder.read_bytes()[:-1])
@@ -102,7 +103,8 @@ def test_onnx_runtime_equals_eager_on_a_dev_video_and_from_the_cli(tmp_path: Pat
 def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
     """Models with several GPM layers: their decoders read only the last layer's output
     (``decoder_intermediate`` is False in every variant), so the exporter drops the other layers'
-    inputs and the runtime feeds what the graph declares."""
+    inputs and the runtime feeds what the graph declares; their propagation graphs carry every
+    layer's memory (vanilla and deformable)."""
     from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 
     root = write_clip(tmp_path / "clip", SyntheticClipConfig(num_frames=4, height=96, width=128))
@@ -159,3 +161,38 @@ def test_int8_export_quantises_the_encoder_and_still_segments(tmp_path: Path) ->
     mask = read_mask(root / "Annotations" / "shapes" / "00000.png")
     _, equal = compare(Segmenter(progress=False), Segmenter(progress=False, runtime="onnx", onnx_dir=out), frames, mask)
     assert equal > 0.995, equal  # measured 0.9957 of the pixels (calibrated on one frame of the clip)
+
+
+@pytest.mark.parametrize("name", ["deaot-t-deform", "deaot-l"])
+def test_the_propagation_graph_follows_any_size_and_memory_length(name: str, tmp_path: Path) -> None:
+    """The propagation graph (traced at 241 x 433 with two memory frames) against eager at other
+    sizes and memory lengths: the deformable grids and the window slots follow the input."""
+    import onnxruntime
+
+    from vosuite.onnx.export import PropagationGraph, memory_input_names
+
+    torch.manual_seed(0)
+    model = build(name).eval()
+    for module in model.modules():  # random offsets: the deformable samplers really move
+        if module.__class__.__name__ == "OffsetNetwork":
+            torch.nn.init.normal_(module.proj.weight, std=0.5)
+    export = export_deaot(model, tmp_path / "onnx")
+    session = onnxruntime.InferenceSession(str(export.propagation), providers=["CPUExecutionProvider"])
+    declared = {node.name for node in session.get_inputs()}
+    for height, width, frames in ((193, 289, 3), (321, 225, 1)):
+        with torch.no_grad():
+            feats = model.encode_image(torch.randn(1, 3, height, width))
+            label = torch.zeros(1, 1, height, width, dtype=torch.long)
+            label[..., height // 3:height // 2, width // 3:width // 2] = 1
+            _, _, own = model.propagate(feats[-1], ref_id_emb=model.id_embedding(model.one_hot(label)))
+            memory = []
+            for layer in own:
+                short = layer.to_2d(tuple(feats[-1].shape[2:]))
+                memory += [*(t.repeat(frames, 1, 1) for t in (layer.key, layer.value, layer.id_value)),
+                           short.key, short.value, short.id_value]
+            eager = PropagationGraph(model)(feats[-1], *memory)
+        names = ["feat16", *memory_input_names(len(own))]
+        onnx_out = session.run(None, {n: t.numpy() for n, t in zip(names, (feats[-1], *memory), strict=True)
+                                      if n in declared})
+        worst = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(onnx_out, eager, strict=True))
+        assert worst < 1e-4, (height, width, worst)  # measured: at most 3.1e-6

@@ -452,7 +452,8 @@ def _run_export(args: argparse.Namespace) -> int:
     export = export_deaot(model, args.out, overwrite=args.overwrite)
     if args.int8:
         quantize_encoder(export, model, calibration)
-    print(f"wrote {export.encoder.name}{' (int8)' if args.int8 else ''}, {export.decoder.name} and "
+    print(f"wrote {export.encoder.name}{' (int8)' if args.int8 else ''}, {export.propagation.name}, "
+          f"{export.decoder.name} and "
           f"{export.manifest.name} of {model.cfg.name} to {export.folder}")
     return 0
 

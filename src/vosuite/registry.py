@@ -95,6 +95,8 @@ class ModelSpec:
         sha256: that file's sha256 (checked when the default weights load).
         recipe: its training recipe (default: the family's).
         summary: one line for ``vosuite models``.
+        architecture: the network variant its weights hold when the name is not one
+            (``deaot-t-deform-kd``: other weights of ``deaot-t-deform``); default: the name.
     """
 
     name: str
@@ -103,6 +105,12 @@ class ModelSpec:
     sha256: str | None = None
     recipe: str | None = None
     summary: str = ""
+    architecture: str | None = None
+
+    @property
+    def network_name(self) -> str:
+        """The variant name the network's config and the checkpoints carry."""
+        return self.architecture or self.name
 
     @property
     def weights_path(self) -> Path | None:
@@ -124,7 +132,7 @@ class ModelSpec:
         return FAMILIES[self.family].trained
 
     def config(self) -> Any:
-        return FAMILIES[self.family].config(self.name)
+        return FAMILIES[self.family].config(self.network_name)
 
     def training_recipe(self) -> str:
         return self.recipe or FAMILIES[self.family].recipe
@@ -142,14 +150,17 @@ def register_family(family: Family) -> Family:
 
 
 def register_model(name: str, family: str, weights: str | None = None, sha256: str | None = None,
-                   recipe: str | None = None, summary: str = "") -> ModelSpec:
+                   recipe: str | None = None, summary: str = "", architecture: str | None = None) -> ModelSpec:
     """Register a model name (see :class:`ModelSpec`)."""
     key = canonical_key(name)
     if key in MODELS:
         raise ValueError(f"model {key!r} is registered twice")
     if family not in FAMILIES:
         raise ValueError(f"model {key!r}: unknown family {family!r}")
-    spec = ModelSpec(key, family, weights, sha256, recipe, summary)
+    if architecture is not None and canonical_key(architecture) not in MODELS:
+        raise ValueError(f"model {key!r}: architecture {architecture!r} is not registered (register it first)")
+    spec = ModelSpec(key, family, weights, sha256, recipe, summary,
+                     canonical_key(architecture) if architecture else None)
     MODELS[key] = spec
     return spec
 

@@ -132,8 +132,8 @@ def _load_model(model: str | None = None, checkpoint: str | Path | None = None) 
                              "upgrade vosuite")
         network, config_class = FAMILIES[family].network(), FAMILIES[family].config_class()
         cfg = config_from_dict(info["config"], str(path), config_class)
-        if model is not None and canonical_model_name(model) != cfg.name:
-            raise InputError(f"{path} holds {cfg.name} weights, not {canonical_model_name(model)} "
+        if model is not None and get_spec(model).network_name != cfg.name:
+            raise InputError(f"{path} holds {cfg.name} weights, not {get_spec(model).network_name} "
                              "(drop --model or pass the matching checkpoint)")
         net = network(cfg)
         state = extract_state_dict(obj if "int8_weights" in obj else obj.get("state_dict"), str(path))

@@ -223,13 +223,26 @@ def local_weighted_sum(attn: torch.Tensor, v: torch.Tensor, radius: int) -> torc
 def window_slots(height: int, width: int, radius: int, device: torch.device | None = None) -> torch.Tensor:
     """[h*w (query), h*w (key)] long: the window slot ``(dy + r) * (2r+1) + (dx + r)`` at which the
     key lies in the query's window, or -1 outside it."""
-    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
+    return _slots(torch.arange(height, device=device), torch.arange(width, device=device), radius)
+
+
+def _slots(rows: torch.Tensor, cols: torch.Tensor, radius: int) -> torch.Tensor:
+    """:func:`window_slots` of the grid of row indices ``rows`` [h] and column indices ``cols`` [w]."""
+    ys, xs = torch.meshgrid(rows, cols, indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
     dy = ys.view(1, -1) - ys.view(-1, 1)  # [q, k]
     dx = xs.view(1, -1) - xs.view(-1, 1)
     inside = (dy.abs() <= radius) & (dx.abs() <= radius)
     slots = (dy + radius) * (2 * radius + 1) + (dx + radius)
     return torch.where(inside, slots, torch.full_like(slots, -1))
+
+
+def traced_window_slots(query_map: torch.Tensor, radius: int) -> torch.Tensor:
+    """:func:`window_slots` of ``query_map`` [B, D, h, w]'s size from tensor ops only (an ONNX
+    export computes it from its input's size)."""
+    rows = (torch.ones_like(query_map[0, 0, :, 0]).cumsum(0) - 1).long()  # 0 .. h-1
+    cols = (torch.ones_like(query_map[0, 0, 0, :]).cumsum(0) - 1).long()  # 0 .. w-1
+    return _slots(rows, cols, radius)
 
 
 def dense_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, radius: int,
@@ -244,7 +257,7 @@ def dense_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bia
     [B, (2r+1)^2, h*w] as the windowed form gives them, when ``need_attn``).
     """
     b, d, h, w = q.shape
-    slots = window_slots(h, w, radius, q.device)  # [hw, hw]
+    slots = traced_window_slots(q, radius) if torch.jit.is_tracing() else window_slots(h, w, radius, q.device)
     inside = slots >= 0
     logits = q.flatten(2).transpose(1, 2) @ k.flatten(2)  # [B, hw_q, hw_k]
     per_slot = bias.transpose(1, 2)  # [B, hw_q, slots]
@@ -294,6 +307,9 @@ class LocalGatedPropagation(nn.Module):
         self.projection = nn.Linear(self.expand_d_vu, d_vu)
         self.dropout = nn.Dropout(dropout)
         self._mask_cache: tuple[tuple[int, int, torch.device], torch.Tensor] | None = None
+        #: compute the window densely whatever the map's size (an ONNX export: the banded form's
+        #: row chunks are Python loops a trace would freeze)
+        self.always_dense = False
 
     def _padding_mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         key = (h, w, device)
@@ -314,7 +330,7 @@ class LocalGatedPropagation(nn.Module):
         rel = self.relative_emb_k(q).view(n, heads, slots, h * w)  # [N, H, win^2, hw]
         q = (q / self.temperature).reshape(n * heads, self.d_att, h, w)
         k = k.reshape(n * heads, self.d_att, h, w)
-        if h * w <= DENSE_LOCAL_MAX_TOKENS_PER_SLOT * slots:
+        if self.always_dense or h * w <= DENSE_LOCAL_MAX_TOKENS_PER_SLOT * slots:
             agg, attn = dense_local_attention(q, k, v.reshape(n * heads, self.hidden_dim, h, w),
                                               rel.reshape(n * heads, slots, h * w), self.max_dis, self.dropout,
                                               need_attn)

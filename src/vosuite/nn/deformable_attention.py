@@ -91,8 +91,26 @@ def reference_points(height: int, width: int, stride: int, device: torch.device 
     """Step 1: [hk, wk, 2] (x, y) pixel coordinates of the centres of a uniform ``hk x wk`` cell grid
     over an ``h x w`` map (pixel-centre convention, 0 .. w-1). Stride 1 gives the pixels exactly."""
     hk, wk = grid_size(height, width, stride)
-    ys = (torch.arange(hk, device=device, dtype=dtype) + 0.5) * (height / hk) - 0.5
-    xs = (torch.arange(wk, device=device, dtype=dtype) + 0.5) * (width / wk) - 0.5
+    return _cell_centres(torch.arange(hk, device=device, dtype=dtype), torch.arange(wk, device=device, dtype=dtype),
+                         height / hk, width / wk)
+
+
+def traced_reference_points(query_map: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """:func:`reference_points` from tensor ops only, so that a traced graph (ONNX export) computes
+    the grid from its input's size: query_map [N, C, h, w], offsets [B, hk, wk, 2] -> [hk, wk, 2].
+    Equal to :func:`reference_points` within float32 rounding of ``h / hk``."""
+    rows = torch.ones_like(query_map[0, 0, :, 0]).sum()  # h
+    cols = torch.ones_like(query_map[0, 0, 0, :]).sum()  # w
+    grid_rows = torch.ones_like(offsets[0, :, 0, 0]).cumsum(0) - 1  # 0 .. hk-1
+    grid_cols = torch.ones_like(offsets[0, 0, :, 0]).cumsum(0) - 1  # 0 .. wk-1
+    return _cell_centres(grid_rows, grid_cols, rows / (grid_rows[-1] + 1), cols / (grid_cols[-1] + 1))
+
+
+def _cell_centres(grid_rows: torch.Tensor, grid_cols: torch.Tensor, row_step, col_step) -> torch.Tensor:
+    """(x, y) centres [hk, wk, 2] of cells ``row_step`` x ``col_step`` pixels at indices ``grid_rows`` [hk]
+    and ``grid_cols`` [wk]."""
+    ys = (grid_rows + 0.5) * row_step - 0.5
+    xs = (grid_cols + 0.5) * col_step - 0.5
     grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")  # [hk, wk] each
     return torch.stack([grid_x, grid_y], dim=-1)
 
@@ -136,7 +154,12 @@ def sample_frames(frames: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """
     b, c, t, h, w = frames.shape
     hk, wk = points.shape[1:3]
-    scale = points.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+    if torch.jit.is_tracing():  # an ONNX export: the scale must follow the traced map's size
+        width = torch.ones_like(frames[0, 0, 0, 0, :]).sum()
+        height = torch.ones_like(frames[0, 0, 0, :, 0]).sum()
+        scale = torch.stack([2.0 / (width - 1).clamp(min=1), 2.0 / (height - 1).clamp(min=1)])
+    else:
+        scale = points.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
     grid = (points * scale - 1).unsqueeze(1).expand(b, t, hk, wk, 2).reshape(b * t, hk, wk, 2)  # align_corners
     images = frames.transpose(1, 2).reshape(b * t, c, h, w)  # [B*T, C, h, w]
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
@@ -196,6 +219,8 @@ class DeformableSampler(nn.Module):
         """query_map [N, C, h, w] -> sampling points [N*G, ceil(h/s), ceil(w/s), 2] (x, y) pixels."""
         n, c, h, w = query_map.shape
         offsets = self.offset_net(query_map.reshape(n * self.groups, c // self.groups, h, w))
+        if torch.jit.is_tracing():  # an ONNX export: the grid must follow the traced map's size
+            return traced_reference_points(query_map, offsets) + offsets
         return reference_points(h, w, self.stride, query_map.device, query_map.dtype) + offsets
 
     def sample_map(self, x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -1,23 +1,36 @@
 """``vosuite export onnx``: a DeAOT network's per-frame graphs as ONNX files.
 
-Design: the graphs that are pure functions of one frame are exported, and the existing Python
-memory code drives them (:mod:`vosuite.onnx.runtime`). The encoder (image -> the four feature
-maps) and the decoder (propagation outputs + encoder maps -> ID logits) are 60 % of a frame's
-time on a CPU and export with dynamic height and width as they are. The propagation, whose
-memory grows and is capped frame by frame (long-term frames, object groups, reference frames
-prepended), stays eager for now: a fixed-capacity ring buffer with a validity mask would freeze
-the cap and the group count into the graph, and the banded short-term attention's unfold with
-dynamic sizes does not export (the issue's blockers).
+Design: the three networks of a frame are exported, and the existing Python memory code drives
+them (:mod:`vosuite.onnx.runtime`):
+
+* the encoder (image -> the four feature maps);
+* the propagation (the projected stride-16 map + every layer's long-term memory tokens and
+  short-term memory maps -> every layer's output and the frame's keys, values and ID-branch
+  inputs), with dynamic height, width and memory length;
+* the decoder (propagation outputs + encoder maps -> ID logits).
+
+Why not one graph over a fixed-capacity ring buffer with a validity mask: the memory's cap, its
+object groups (ten ids each) and its reference frames change at run time and would be frozen
+into the graph, and the memory bookkeeping is a few concatenations (under 10 % of a frame), so
+Python keeps it and the graphs stay stateless functions of their inputs. The memory encoding of
+a frame (its ID values, ``linear_ID_V`` of the ID embedding) is one linear layer per layer and
+stays eager too, as does a reference frame's propagation against itself (once per reference).
+
+What made the propagation exportable: the short-term window is computed densely
+(``LocalGatedPropagation.always_dense``: the banded form's row chunks are Python loops), the
+deformable samplers fold time into the batch of a 4-D ``grid_sample`` (no 5-D one), and their
+grids and the window slots are computed from tensor sizes while tracing
+(``traced_reference_points``, ``traced_window_slots``), so they follow the input's size.
 
 With ``--int8`` the encoder becomes a static int8 graph calibrated on training frames
-(:func:`quantize_encoder`): 2.3x faster, dev J&F within 0.001 of float32 (measured). The decoder
-stays float32.
+(:func:`quantize_encoder`): 2.3x faster, dev J&F within 0.001 of float32 (measured). The other
+graphs stay float32.
 
-Files in the output folder: ``encoder.onnx``, ``decoder.onnx`` and ``manifest.json`` (model name
-and config, opset, the torch version, the sha256 of every graph). Each file is written
-atomically. The TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``) is used: one
-self-contained file per graph in about a second (the dynamo exporter took 12 s for the encoder and
-writes external weight files; both agree with eager within 2e-6).
+Files in the output folder: ``encoder.onnx``, ``propagation.onnx``, ``decoder.onnx`` and
+``manifest.json`` (model name and config, opset, the torch version, the sha256 of every graph).
+Each file is written atomically. The TorchScript-based exporter (``torch.onnx.export(...,
+dynamo=False)``) is used: one self-contained file per graph in about a second (the dynamo exporter
+took 12 s for the encoder and writes external weight files; both agree with eager within 2e-6).
 """
 
 from __future__ import annotations
@@ -37,6 +50,8 @@ from torch import nn
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path, write_text_atomic
 from vosuite.models.deaot import DeAOT
+from vosuite.nn.attention import LocalGatedPropagation
+from vosuite.nn.gpm import LayerMemory
 
 OPSET = 17
 MANIFEST = "manifest.json"
@@ -68,6 +83,34 @@ class DecoderGraph(nn.Module):
         return self.model.decode(list(outputs), [s4, s8, s16, proj16])
 
 
+#: Per layer, the memory inputs of the propagation graph (long-term tokens, short-term maps).
+MEMORY_INPUTS = ("lt_key", "lt_value", "lt_id", "st_key", "st_value", "st_id")
+
+
+class PropagationGraph(nn.Module):
+    """(projected s16 [1, d, h, w], per layer: long-term key [M, 1, Ck], value and ID value
+    [M, 1, Cv]; short-term key [1, Ck, h, w], value and ID value [1, Cv, h, w]) -> (per layer:
+    output [hw, 1, 2d]; then per layer the frame's key [hw, 1, Ck]; per layer its value
+    [hw, 1, Cv]; per layer but the first its ID-branch input [hw, 1, d])."""
+
+    def __init__(self, model: DeAOT) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, feat16: torch.Tensor, *memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        width = len(MEMORY_INPUTS)
+        layers = len(memory) // width
+        long_term = [LayerMemory(*memory[width * i:width * i + 3]) for i in range(layers)]
+        short_term = [LayerMemory(*memory[width * i + 3:width * (i + 1)]) for i in range(layers)]
+        outputs, current, _ = self.model.propagate(feat16, long_term, short_term)
+        id_inputs = [c.id_input for c in current[1:]]
+        return (*outputs, *[c.key for c in current], *[c.value for c in current], *id_inputs)
+
+
+def memory_input_names(layers: int) -> list[str]:
+    return [f"{kind}{i}" for i in range(layers) for kind in MEMORY_INPUTS]
+
+
 @dataclass(frozen=True)
 class OnnxExport:
     """An export folder's files."""
@@ -76,6 +119,7 @@ class OnnxExport:
     encoder: Path
     decoder: Path
     manifest: Path
+    propagation: Path
 
 
 def _sha256(path: Path) -> str:
@@ -97,29 +141,51 @@ def export_deaot(model: DeAOT, out_dir: str | Path, overwrite: bool = False) -> 
         raise InputError(f"{getattr(getattr(model, 'cfg', None), 'name', model)}: ONNX export covers DeAOT "
                          "models so far")
     folder = Path(out_dir)
-    targets = [folder / "encoder.onnx", folder / "decoder.onnx", folder / MANIFEST]
+    targets = [folder / "encoder.onnx", folder / "decoder.onnx", folder / MANIFEST, folder / "propagation.onnx"]
     existing = [p for p in targets if p.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]} exists (pass --overwrite to replace the export)")
     model = copy.deepcopy(model).float().cpu().eval().to(memory_format=torch.contiguous_format)
+    for module in model.modules():
+        if isinstance(module, LocalGatedPropagation):
+            module.always_dense = True
     image = torch.zeros(1, 3, *SAMPLE_SIZE)
     feats = model.encode_image(image)
     feature_axes = {"s4": {2: "h4", 3: "w4"}, "s8": {2: "h8", 3: "w8"}, "s16": {2: "h16", 3: "w16"},
                     "proj16": {2: "h16", 3: "w16"}}
     _export(EncoderGraph(model), (image,), targets[0], ["image"], list(feature_axes),
             {"image": {2: "height", 3: "width"}, **feature_axes})
-    outputs, _, _ = model.propagate(feats[-1], ref_id_emb=model.id_embedding(
+    outputs, _, own = model.propagate(feats[-1], ref_id_emb=model.id_embedding(
         model.one_hot(torch.zeros(1, 1, *SAMPLE_SIZE, dtype=torch.long))))
     layer_names = [f"layer{i}" for i in range(len(outputs))]
+    _export_propagation(model, feats[-1], own, targets[3])
     _export(DecoderGraph(model), (*feats, *outputs), targets[1], [*feature_axes, *layer_names],
             ["logits"], {**feature_axes, **{name: {0: "tokens"} for name in layer_names},
                          "logits": {2: "h4", 3: "w4"}})
     manifest = {"format": FORMAT, "version": 1,
                 "model": {"name": model.cfg.name, "config": dataclasses.asdict(model.cfg)},
                 "default_size": model.default_size, "opset": OPSET, "torch": torch.__version__,
-                "graphs": {p.name: {"sha256": _sha256(p)} for p in targets[:2]}}
+                "graphs": {p.name: {"sha256": _sha256(p)} for p in (targets[0], targets[3], targets[1])}}
     write_text_atomic(targets[2], json.dumps(manifest, indent=1))
     return OnnxExport(folder, *targets)
+
+
+def _export_propagation(model: DeAOT, feat16: torch.Tensor, own: list[LayerMemory], path: Path) -> None:
+    """The propagation graph, traced against two long-term frames of the sample frame's memory."""
+    size_2d = tuple(feat16.shape[2:])
+    memory = []
+    for layer in own:
+        short = layer.to_2d(size_2d)
+        memory += [layer.key.repeat(2, 1, 1), layer.value.repeat(2, 1, 1), layer.id_value.repeat(2, 1, 1),
+                   short.key, short.value, short.id_value]
+    layers = len(own)
+    names = memory_input_names(layers)
+    axes = {"feat16": {2: "h16", 3: "w16"},
+            **{name: ({0: "memory"} if name.startswith("lt_") else {2: "h16", 3: "w16"}) for name in names}}
+    outputs = ([f"layer{i}" for i in range(layers)] + [f"key{i}" for i in range(layers)]
+               + [f"value{i}" for i in range(layers)] + [f"id_input{i}" for i in range(1, layers)])
+    axes.update({name: {0: "tokens"} for name in outputs})
+    _export(PropagationGraph(model), (feat16, *memory), path, ["feat16", *names], outputs, axes)
 
 
 def quantize_encoder(export: OnnxExport, model: DeAOT, calibration: list[Path], size: int | None = None) -> None:

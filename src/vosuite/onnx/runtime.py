@@ -1,11 +1,13 @@
-"""``--runtime onnx``: a DeAOT network whose encoder and decoder run in ONNX Runtime.
+"""``--runtime onnx``: a DeAOT network whose encoder, propagation and decoder run in ONNX Runtime.
 
-:class:`OnnxDeAOT` is the eager network (same modules, same weights) with ``encode_image`` and
-``decode`` served by ONNX Runtime sessions of an export (:mod:`vosuite.onnx.export`); everything
-else (propagation, identity embedding, the memory code of :mod:`vosuite.inference.step`) runs
-as before, so every entry point (``segment``, ``infer``, ``Segmenter``, ``propagate``) takes it
-unchanged. ONNX Runtime's CPU provider uses the torch thread count of the moment the sessions
-are made (the CLI's ``--threads``). ``onnxruntime`` is an optional dependency (``vosuite[onnx]``).
+:class:`OnnxDeAOT` is the eager network (same modules, same weights) with ``encode_image``,
+``propagate`` (of a frame against the memory) and ``decode`` served by ONNX Runtime sessions of
+an export (:mod:`vosuite.onnx.export`); everything else (a reference frame's propagation against
+itself, identity embedding, the memory code of :mod:`vosuite.inference.step`) runs as before, so
+every entry point (``segment``, ``infer``, ``Segmenter``, ``propagate``) takes it unchanged. An
+export without ``propagation.onnx`` (older vosuite) propagates eagerly. ONNX Runtime's CPU
+provider uses the torch thread count of the moment the sessions are made (the CLI's
+``--threads``). ``onnxruntime`` is an optional dependency (``vosuite[onnx]``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch
 
 from vosuite.errors import InputError
 from vosuite.models.deaot import DeAOT
-from vosuite.onnx.export import export_deaot, read_manifest
+from vosuite.nn.gpm import LayerCurrent, LayerMemory
+from vosuite.onnx.export import export_deaot, memory_input_names, read_manifest
 
 RUNTIMES = ("eager", "onnx")
 INSTALL_HINT = "pip install 'vosuite[onnx]' (or: pip install onnx onnxruntime)"
@@ -73,12 +76,35 @@ class OnnxDeAOT(DeAOT):
         # the exporter drops inputs the graph does not read (a decoder without intermediate inputs
         # reads only the last layer's output)
         self.decoder_inputs = {node.name for node in self.decoder_session.get_inputs()}
+        graph = Path(export_dir) / "propagation.onnx"
+        self.propagation_session = _session(graph, threads) if "propagation.onnx" in manifest["graphs"] else None
+        self.propagation_inputs = ({node.name for node in self.propagation_session.get_inputs()}
+                                   if self.propagation_session is not None else set())
         self.export_dir = Path(export_dir)
 
     def encode_image(self, img: torch.Tensor) -> list[torch.Tensor]:
         """img [1, 3, H, W] normalised -> the four encoder maps (ONNX Runtime)."""
         outputs = self.encoder_session.run(None, {"image": _numpy(img)})
         return [torch.from_numpy(out) for out in outputs]
+
+    def propagate(self, feat16: torch.Tensor, long_term: list[LayerMemory] | None = None,
+                  short_term: list[LayerMemory] | None = None, ref_id_emb: torch.Tensor | None = None,
+                  return_attn: bool = False) -> tuple[list[torch.Tensor], list[LayerCurrent], list[LayerMemory]]:
+        """A frame against the memory in ONNX Runtime (one object group: batch 1); a reference
+        frame against itself, attention maps, or batches stay eager (:meth:`DeAOT.propagate`)."""
+        if (self.propagation_session is None or ref_id_emb is not None or return_attn or long_term is None
+                or short_term is None or feat16.shape[0] != 1):
+            return super().propagate(feat16, long_term, short_term, ref_id_emb, return_attn)
+        memory = [t for lt, st in zip(long_term, short_term, strict=True)
+                  for t in (lt.key, lt.value, lt.id_value, st.key, st.value, st.id_value)]
+        names = ["feat16", *memory_input_names(len(long_term))]
+        inputs = {name: _numpy(t) for name, t in zip(names, (feat16, *memory), strict=True)
+                  if name in self.propagation_inputs}
+        results = [torch.from_numpy(r) for r in self.propagation_session.run(None, inputs)]
+        layers = len(long_term)
+        outputs, keys, values = results[:layers], results[layers:2 * layers], results[2 * layers:3 * layers]
+        id_inputs = [None, *results[3 * layers:]]
+        return outputs, [LayerCurrent(k, v, i) for k, v, i in zip(keys, values, id_inputs, strict=True)], []
 
     def decode(self, outputs: list[torch.Tensor], feats: list[torch.Tensor]) -> torch.Tensor:
         """GPM outputs + encoder maps -> ID logits [1, num_ids, H/4, W/4] (ONNX Runtime)."""
