@@ -208,12 +208,14 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
 def _add_export(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("export", help="export a model's graphs for other runtimes (ONNX)")
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
-    onnx = kinds.add_parser("onnx", help="DeAOT's encoder and decoder as ONNX graphs (dynamic height and width)",
-                            description="Write OUT_DIR/encoder.onnx, decoder.onnx and manifest.json (sha256 of each "
-                                        "graph). `vosuite segment/infer --runtime onnx --onnx-dir OUT_DIR` runs "
-                                        "them in ONNX Runtime; the propagation and the memory stay in PyTorch.")
+    onnx = kinds.add_parser("onnx", help="a model's per-frame graphs as ONNX (dynamic height, width, memory)",
+                            description="Write OUT_DIR/*.onnx and manifest.json (sha256 of each graph). DeAOT: "
+                                        "encoder, propagation (against the memory) and decoder; S2S / S2S++: "
+                                        "encoder, recurrent step and initial state. `vosuite segment/infer "
+                                        "--runtime onnx --onnx-dir OUT_DIR` runs them in ONNX Runtime; the memory "
+                                        "bookkeeping stays in Python.")
     onnx.add_argument("out", type=Path, metavar="OUT_DIR", help="folder to write the graphs to")
-    onnx.add_argument("--model", metavar="NAME", help="a DeAOT model (default: the shipped student)")
+    onnx.add_argument("--model", metavar="NAME", help="a DeAOT or S2S model (default: the shipped student)")
     onnx.add_argument("--checkpoint", type=Path, help="its weights (default: the shipped ones)")
     onnx.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT_DIR")
     onnx.add_argument("--int8", action="store_true",
@@ -439,7 +441,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from vosuite.inference.weights import load_model
-    from vosuite.onnx.export import export_deaot, quantize_encoder
+    from vosuite.onnx.export import export_model, quantize_encoder
     from vosuite.registry import DEFAULT_MODEL
 
     model = load_model(args.model if args.model or args.checkpoint else DEFAULT_MODEL, args.checkpoint)
@@ -449,11 +451,11 @@ def _run_export(args: argparse.Namespace) -> int:
             raise VosuiteError(f"--calibration {args.calibration}: no such folder")
         calibration = [frames[min(10, len(frames) - 1)] for video in sorted(args.calibration.iterdir())
                        if (frames := sorted(video.glob("*.jpg")) if video.is_dir() else [])]
-    export = export_deaot(model, args.out, overwrite=args.overwrite)
+    export = export_model(model, args.out, overwrite=args.overwrite)
     if args.int8:
         quantize_encoder(export, model, calibration)
-    print(f"wrote {export.encoder.name}{' (int8)' if args.int8 else ''}, {export.propagation.name}, "
-          f"{export.decoder.name} and "
+    names = [p.name + (" (int8)" if role == "encoder" and args.int8 else "") for role, p in export.graphs.items()]
+    print(f"wrote {', '.join(names)} and "
           f"{export.manifest.name} of {model.cfg.name} to {export.folder}")
     return 0
 

@@ -50,6 +50,7 @@ from torch import nn
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path, write_text_atomic
 from vosuite.models.deaot import DeAOT
+from vosuite.models.s2s import S2S
 from vosuite.nn.attention import LocalGatedPropagation
 from vosuite.nn.gpm import LayerMemory
 
@@ -58,6 +59,8 @@ MANIFEST = "manifest.json"
 FORMAT = "vosuite-onnx"
 #: The sample frame the graphs are traced with (an internal size of the shipped student; any works).
 SAMPLE_SIZE = (241, 433)
+#: S2S's sample frame (multiples of its stride 32).
+S2S_SAMPLE_SIZE = (256, 448)
 
 
 class EncoderGraph(nn.Module):
@@ -113,13 +116,34 @@ def memory_input_names(layers: int) -> list[str]:
 
 @dataclass(frozen=True)
 class OnnxExport:
-    """An export folder's files."""
+    """An export folder's files: ``graphs`` maps a graph's role (encoder, propagation, decoder for
+    DeAOT; encoder, propagation, initial_state for S2S) to its file."""
 
     folder: Path
-    encoder: Path
-    decoder: Path
     manifest: Path
-    propagation: Path
+    graphs: dict[str, Path]
+
+    @property
+    def encoder(self) -> Path:
+        return self.graphs["encoder"]
+
+    @property
+    def propagation(self) -> Path:
+        return self.graphs["propagation"]
+
+    @property
+    def decoder(self) -> Path:
+        return self.graphs["decoder"]
+
+
+def _targets(folder: Path, roles: tuple[str, ...], overwrite: bool) -> OnnxExport:
+    """The files of an export of ``roles`` into ``folder``; InputError when one exists (unless
+    ``overwrite``)."""
+    export = OnnxExport(folder, folder / MANIFEST, {role: folder / f"{role}.onnx" for role in roles})
+    existing = [p for p in (*export.graphs.values(), export.manifest) if p.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]} exists (pass --overwrite to replace the export)")
+    return export
 
 
 def _sha256(path: Path) -> str:
@@ -138,13 +162,9 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, input
 def export_deaot(model: DeAOT, out_dir: str | Path, overwrite: bool = False) -> OnnxExport:
     """Write the encoder and decoder graphs of ``model`` (eval mode, CPU, float32) to ``out_dir``."""
     if not isinstance(model, DeAOT):
-        raise InputError(f"{getattr(getattr(model, 'cfg', None), 'name', model)}: ONNX export covers DeAOT "
-                         "models so far")
-    folder = Path(out_dir)
-    targets = [folder / "encoder.onnx", folder / "decoder.onnx", folder / MANIFEST, folder / "propagation.onnx"]
-    existing = [p for p in targets if p.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{existing[0]} exists (pass --overwrite to replace the export)")
+        raise InputError(f"{getattr(getattr(model, 'cfg', None), 'name', model)}: ONNX export covers the DeAOT "
+                         "and S2S families, not this network")
+    export = _targets(Path(out_dir), ("encoder", "propagation", "decoder"), overwrite)
     model = copy.deepcopy(model).float().cpu().eval().to(memory_format=torch.contiguous_format)
     for module in model.modules():
         if isinstance(module, LocalGatedPropagation):
@@ -153,21 +173,25 @@ def export_deaot(model: DeAOT, out_dir: str | Path, overwrite: bool = False) -> 
     feats = model.encode_image(image)
     feature_axes = {"s4": {2: "h4", 3: "w4"}, "s8": {2: "h8", 3: "w8"}, "s16": {2: "h16", 3: "w16"},
                     "proj16": {2: "h16", 3: "w16"}}
-    _export(EncoderGraph(model), (image,), targets[0], ["image"], list(feature_axes),
+    _export(EncoderGraph(model), (image,), export.encoder, ["image"], list(feature_axes),
             {"image": {2: "height", 3: "width"}, **feature_axes})
     outputs, _, own = model.propagate(feats[-1], ref_id_emb=model.id_embedding(
         model.one_hot(torch.zeros(1, 1, *SAMPLE_SIZE, dtype=torch.long))))
     layer_names = [f"layer{i}" for i in range(len(outputs))]
-    _export_propagation(model, feats[-1], own, targets[3])
-    _export(DecoderGraph(model), (*feats, *outputs), targets[1], [*feature_axes, *layer_names],
+    _export_propagation(model, feats[-1], own, export.propagation)
+    _export(DecoderGraph(model), (*feats, *outputs), export.decoder, [*feature_axes, *layer_names],
             ["logits"], {**feature_axes, **{name: {0: "tokens"} for name in layer_names},
                          "logits": {2: "h4", 3: "w4"}})
+    _write_manifest(model, export, "deaot")
+    return export
+
+
+def _write_manifest(model: nn.Module, export: OnnxExport, family: str) -> None:
     manifest = {"format": FORMAT, "version": 1,
-                "model": {"name": model.cfg.name, "config": dataclasses.asdict(model.cfg)},
+                "model": {"name": model.cfg.name, "family": family, "config": dataclasses.asdict(model.cfg)},
                 "default_size": model.default_size, "opset": OPSET, "torch": torch.__version__,
-                "graphs": {p.name: {"sha256": _sha256(p)} for p in (targets[0], targets[3], targets[1])}}
-    write_text_atomic(targets[2], json.dumps(manifest, indent=1))
-    return OnnxExport(folder, *targets)
+                "graphs": {p.name: {"sha256": _sha256(p)} for p in export.graphs.values()}}
+    write_text_atomic(export.manifest, json.dumps(manifest, indent=1))
 
 
 def _export_propagation(model: DeAOT, feat16: torch.Tensor, own: list[LayerMemory], path: Path) -> None:
@@ -186,6 +210,88 @@ def _export_propagation(model: DeAOT, feat16: torch.Tensor, own: list[LayerMemor
                + [f"value{i}" for i in range(layers)] + [f"id_input{i}" for i in range(1, layers)])
     axes.update({name: {0: "tokens"} for name in outputs})
     _export(PropagationGraph(model), (feat16, *memory), path, ["feat16", *names], outputs, axes)
+
+
+class S2SEncoderGraph(nn.Module):
+    """image [1, 3, H, W] -> the encoder's five maps (strides 2 ... 32)."""
+
+    def __init__(self, model: S2S) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.encode(image))
+
+
+class S2SStepGraph(nn.Module):
+    """(the five maps of the frame [1, ...], then h, c of every ConvLSTM [N, ...]) -> (mask logits
+    [N, 1, H, W], distance logits [N, K, H, W] when the model has the head, then the new h, c)."""
+
+    def __init__(self, model: S2S) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features, flat = list(inputs[:5]), inputs[5:]
+        state = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        out = self.model.step(None, state, features=features)
+        heads = (out.mask_logits,) if out.distance_logits is None else (out.mask_logits, out.distance_logits)
+        return (*heads, *[t for pair in out.state for t in pair])
+
+
+class S2SInitialStateGraph(nn.Module):
+    """(image [N, 3, H, W], mask [N, 1, H, W]) -> h, c of every ConvLSTM [N, ...]."""
+
+    def __init__(self, model: S2S) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(t for pair in self.model.initial_state(image, mask) for t in pair)
+
+
+def state_names(states: int, suffix: str = "") -> list[str]:
+    return [f"{kind}{i}{suffix}" for i in range(states) for kind in ("h", "c")]
+
+
+@torch.no_grad()
+def export_s2s(model: S2S, out_dir: str | Path, overwrite: bool = False) -> OnnxExport:
+    """Write the S2S / S2S++ graphs of ``model`` to ``out_dir``: ``encoder.onnx`` (a frame's five
+    maps), ``propagation.onnx`` (one recurrent step of every object: the new ConvLSTM states and
+    the logits; batch = objects) and ``initial_state.onnx`` (the states from a first frame and its
+    masks). Height, width and the number of objects are dynamic."""
+    export = _targets(Path(out_dir), ("encoder", "propagation", "initial_state"), overwrite)
+    model = copy.deepcopy(model).float().cpu().eval()
+    image = torch.zeros(1, 3, *S2S_SAMPLE_SIZE)
+    feats = model.encode(image)
+    feature_names = [f"f{i}" for i in range(len(feats))]
+    feature_axes = {name: {2: f"h{i}", 3: f"w{i}"} for i, name in enumerate(feature_names)}
+    _export(S2SEncoderGraph(model), (image,), export.encoder, ["image"], feature_names,
+            {"image": {2: "height", 3: "width"}, **feature_axes})
+    objects = torch.zeros(2, 1, *S2S_SAMPLE_SIZE)
+    objects[0, :, 32:96, 32:96] = 1
+    state = model.initial_state(image.expand(2, -1, -1, -1), objects)
+    names = state_names(len(state))
+    state_axes = {name: {0: "objects", 2: f"sh{i // 2}", 3: f"sw{i // 2}"} for i, name in enumerate(names)}
+    _export(S2SInitialStateGraph(model), (image.expand(2, -1, -1, -1), objects), export.graphs["initial_state"],
+            ["image", "mask"],
+            names, {"image": {0: "objects", 2: "height", 3: "width"}, "mask": {0: "objects", 2: "height", 3: "width"},
+                    **state_axes})
+    heads = ["mask_logits"] + (["distance_logits"] if model.cfg.distance_classes else [])
+    new_names = state_names(len(state), "_next")
+    _export(S2SStepGraph(model), (*feats, *[t for pair in state for t in pair]), export.propagation,
+            [*feature_names, *names], [*heads, *new_names],
+            {**feature_axes, **state_axes, **{n: {0: "objects", 2: "height", 3: "width"} for n in heads},
+             **{n: state_axes[o] for n, o in zip(new_names, names, strict=True)}})
+    _write_manifest(model, export, "s2s")
+    return export
+
+
+def export_model(model: nn.Module, out_dir: str | Path, overwrite: bool = False) -> OnnxExport:
+    """:func:`export_deaot` or :func:`export_s2s` by the network's family."""
+    if isinstance(model, S2S):
+        return export_s2s(model, out_dir, overwrite)
+    return export_deaot(model, out_dir, overwrite)
 
 
 def quantize_encoder(export: OnnxExport, model: DeAOT, calibration: list[Path], size: int | None = None) -> None:

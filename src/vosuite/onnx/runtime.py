@@ -1,4 +1,5 @@
-"""``--runtime onnx``: a DeAOT network whose encoder, propagation and decoder run in ONNX Runtime.
+"""``--runtime onnx``: a DeAOT network whose encoder, propagation and decoder run in ONNX Runtime
+(and :class:`OnnxS2S` for S2S / S2S++: encoder, recurrent step and initial state).
 
 :class:`OnnxDeAOT` is the eager network (same modules, same weights) with ``encode_image``,
 ``propagate`` (of a frame against the memory) and ``decode`` served by ONNX Runtime sessions of
@@ -20,8 +21,9 @@ import torch
 
 from vosuite.errors import InputError
 from vosuite.models.deaot import DeAOT
+from vosuite.models.s2s import S2S, S2SOutput, S2SState
 from vosuite.nn.gpm import LayerCurrent, LayerMemory
-from vosuite.onnx.export import export_deaot, memory_input_names, read_manifest
+from vosuite.onnx.export import export_model, memory_input_names, read_manifest, state_names
 
 RUNTIMES = ("eager", "onnx")
 INSTALL_HINT = "pip install 'vosuite[onnx]' (or: pip install onnx onnxruntime)"
@@ -63,13 +65,8 @@ class OnnxDeAOT(DeAOT):
         nn_init(self)
         self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
         self.training = False
-        self._temporary = None
-        if export_dir is None:
-            self._temporary = tempfile.TemporaryDirectory(prefix="vosuite-onnx-")
-            export_dir = export_deaot(model, self._temporary.name).folder
+        self._temporary, export_dir = _export_folder(model, export_dir)
         manifest = read_manifest(export_dir)
-        if manifest["model"]["name"] != model.cfg.name:
-            raise InputError(f"{export_dir}: an export of {manifest['model']['name']}, not {model.cfg.name}")
         threads = threads or torch.get_num_threads()
         self.encoder_session = _session(Path(export_dir) / "encoder.onnx", threads)
         self.decoder_session = _session(Path(export_dir) / "decoder.onnx", threads)
@@ -114,6 +111,61 @@ class OnnxDeAOT(DeAOT):
         return torch.from_numpy(self.decoder_session.run(None, inputs)[0])
 
 
+class OnnxS2S(S2S):
+    """An S2S / S2S++ network whose ``encode``, ``step`` (every object's recurrent step) and
+    ``initial_state`` run in ONNX Runtime sessions of a ``vosuite export onnx`` folder (the states
+    stay torch tensors between frames, so :class:`~vosuite.inference.s2s.S2SInferenceCore` takes
+    it unchanged). Arguments as :class:`OnnxDeAOT`."""
+
+    def __init__(self, model: S2S, export_dir: str | Path | None = None, threads: int | None = None) -> None:
+        torch.nn.Module.__init__(self)
+        self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
+        self.training = False
+        self._temporary, folder = _export_folder(model, export_dir)
+        threads = threads or torch.get_num_threads()
+        self.sessions = {role: _session(folder / f"{role}.onnx", threads)
+                         for role in ("encoder", "propagation", "initial_state")}
+        self.export_dir = folder
+
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        self._check_image(image)
+        return [torch.from_numpy(f) for f in self.sessions["encoder"].run(None, {"image": _numpy(image)})]
+
+    def initial_state(self, image: torch.Tensor, mask: torch.Tensor) -> S2SState:
+        self._check_image(image)
+        flat = self.sessions["initial_state"].run(None, {"image": _numpy(image), "mask": _numpy(mask.to(image.dtype))})
+        return _pairs([torch.from_numpy(t) for t in flat])
+
+    def step(self, image: torch.Tensor | None, state: S2SState, features: list[torch.Tensor] | None = None
+             ) -> S2SOutput:
+        if len(state) != self.cfg.num_states:
+            raise ValueError(f"{self.cfg.name} carries {self.cfg.num_states} (h, c) states, got {len(state)}")
+        features = self.encode(image) if features is None else features
+        names = [f"f{i}" for i in range(len(features))] + state_names(len(state))
+        tensors = [*features, *[t for pair in state for t in pair]]
+        results = [torch.from_numpy(r) for r in self.sessions["propagation"].run(
+            None, {name: _numpy(t) for name, t in zip(names, tensors, strict=True)})]
+        heads = 2 if self.cfg.distance_classes else 1
+        return S2SOutput(results[0], results[1] if heads == 2 else None, _pairs(results[heads:]))
+
+
+def _pairs(flat: list[torch.Tensor]) -> S2SState:
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def _export_folder(model: torch.nn.Module, export_dir: str | Path | None
+                   ) -> tuple[tempfile.TemporaryDirectory | None, Path]:
+    """(the temporary folder to keep alive, or None; the export folder of ``model``), checked."""
+    temporary = None
+    if export_dir is None:
+        temporary = tempfile.TemporaryDirectory(prefix="vosuite-onnx-")
+        export_dir = export_model(model, temporary.name).folder
+    manifest = read_manifest(export_dir)
+    if manifest["model"]["name"] != model.cfg.name:
+        raise InputError(f"{export_dir}: an export of {manifest['model']['name']}, not {model.cfg.name}")
+    return temporary, Path(export_dir)
+
+
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().cpu().float().numpy())
 
@@ -128,8 +180,8 @@ def with_runtime(model: torch.nn.Module, runtime: str, export_dir: str | Path | 
             raise InputError("--onnx-dir needs --runtime onnx")
         return model
     require_onnxruntime()
-    if not isinstance(model, DeAOT):
-        raise InputError(f"--runtime onnx covers DeAOT models so far, not {model.cfg.name}")
+    if not isinstance(model, (DeAOT, S2S)):
+        raise InputError(f"--runtime onnx covers the DeAOT and S2S families, not {model.cfg.name}")
     if str(device) != "cpu":
         raise InputError(f"--runtime onnx runs on the CPU (got --device {device})")
-    return OnnxDeAOT(model, export_dir)
+    return OnnxS2S(model, export_dir) if isinstance(model, S2S) else OnnxDeAOT(model, export_dir)
