@@ -274,19 +274,18 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         _stop_job(session)
         return {"job": session.job.status.as_dict() if session.job else None}
 
-    @app.get("/api/download/masks.zip")
-    def download_masks(request: Request) -> FileResponse:
-        session = session_of(request)
-        _refuse_if_running(session)
-        path = session.masks_zip()
-        return FileResponse(path, media_type="application/zip", filename=path.name)
+    downloads = {"masks.zip": (AppSession.masks_zip, "application/zip"),
+                 "overlay.mp4": (AppSession.overlay_video, "video/mp4")}
 
-    @app.get("/api/download/overlay.mp4")
-    def download_overlay(request: Request) -> FileResponse:
+    @app.get("/api/download/{name}")
+    def download(request: Request, name: str) -> FileResponse:
+        if name not in downloads:
+            raise InputError(f"{name}: nothing to download by that name (masks.zip or overlay.mp4)")
         session = session_of(request)
         _refuse_if_running(session)
-        path = session.overlay_video()
-        return FileResponse(path, media_type="video/mp4", filename=path.name)
+        make, media_type = downloads[name]
+        path = make(session)
+        return FileResponse(path, media_type=media_type, filename=path.name)
 
     @app.post("/api/session/close")
     def close_session(request: Request) -> dict:
