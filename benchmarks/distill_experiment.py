@@ -19,7 +19,7 @@ Arms (every one from ``configs/``, seed 0, ``train.time_budget`` = ``--budget``)
 logs beside the runs; ``--arms`` picks some) and returns; run it again to start the next ones
 (arms with a run folder are skipped). ``report`` scores each arm's last EMA weights (``final.pt``,
 else ``latest.pt``) on DAVIS-16 val-dev and the PUMaVOS chair with the flow and copy-first rows,
-and the student's CKA to the teacher on 8 val-dev clips (the distillation loss's own measure).
+and the student's CKA to the teacher on the 5 val-dev clips (the distillation loss's own measure).
 ``figure`` draws arms (a) and (c) side by side at a late frame of two val-dev videos; ``curves``
 the training CKA of every distilled arm (the mean over the sampled rows of each batch, the loss's
 own measure, smoothed) and the validation J&F of every arm against the step.
@@ -106,7 +106,7 @@ def student_cka(weights: Path, teacher: str = "deaot-l", clips: int = 8) -> floa
     dataset = method.build_data(student).dataset
     values = []
     with torch.no_grad():
-        for index in range(clips):
+        for index in range(min(clips, len(dataset))):
             batch = collate_clips([{**dataset[index], "index": index}])
             reference = torch.zeros_like(batch["labels"])
             reference[:, 0] = batch["labels"][:, 0]

@@ -17,6 +17,7 @@ from vosuite.io.frames import open_frames
 from vosuite.io.masks import read_mask
 from vosuite.models import build
 from vosuite.onnx.export import export_deaot, read_manifest
+from vosuite.onnx.runtime import OnnxDeAOT
 from vosuite.segment import Segmenter
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra (vosuite[onnx])")
@@ -114,6 +115,10 @@ def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
     mask = read_mask(root / "Annotations" / "shapes" / "00000.png")
     worst, equal = compare(Segmenter(model, progress=False), Segmenter(model, progress=False, runtime="onnx"),
                            frames, mask)
+    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)
+    whole_step = OnnxDeAOT(model, onnx_propagation=True)  # the propagation graph too
+    assert whole_step.propagation_session is not None
+    worst, equal = compare(Segmenter(model, progress=False), Segmenter(whole_step, progress=False), frames, mask)
     assert worst < 1e-4 and equal >= 0.9999, (worst, equal)
 
 

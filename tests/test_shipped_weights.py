@@ -69,3 +69,18 @@ def test_demo_runs_the_shipped_student(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["global"]["J&F-Mean"] > 0.3
     assert len(list((out / "predictions" / "shapes").glob("*.png"))) == 40
+
+
+def test_the_distillation_experiments_students_ship_under_their_names() -> None:
+    """Issue 13: the distilled label-free student and the supervised one of the same budget ship
+    as other weights of deaot-t-deform; the default stays the best on dev (its card says so)."""
+    from vosuite.registry import card_fields, create_model, get_spec
+
+    for name, recipe in (("deaot-t-deform-kd", "configs/distill_deaot_t_davis16.yaml"),
+                         ("deaot-t-deform-sup", "configs/deaot_t_davis16.yaml")):
+        spec = get_spec(name)
+        assert spec.ships_weights and spec.network_name == "deaot-t-deform" and spec.training_recipe() == recipe
+        model = create_model(name)
+        assert model.cfg.name == "deaot-t-deform" and model.default_size == 240
+        assert float(card_fields(spec)["dev_jf"]) <= float(card_fields(get_spec(DEFAULT_MODEL))["dev_jf"])
+        assert "int8" in spec.card_path.read_text()

@@ -410,9 +410,21 @@ _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "
                     "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",
                     "r50-deaot-l": "R50-DeAOT-L: ResNet-50, 3 layers, gap 5"}
 _TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
-#: The weights that ship: the default student and the teacher (float16, sha256 checked on load).
+#: The weights that ship (sha256 checked on load): the default student (float16), the teacher and
+#: the distillation experiment's two students (int8 weights, float16 scales).
 _SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "bf5fe394410e668342f320f41b75ce2c5ff2f832ba2733da917a6938dbae21bc"),
-            "deaot-l": ("deaot-l.pt", "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46")}
+            "deaot-l": ("deaot-l.pt", "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46"),
+            "deaot-t-deform-kd": ("deaot-t-deform-kd.pt",
+                                  "6b07d44a7a3a6ba6f99634e02b4249f13ed4e894725bd2af00b46f6931253956"),
+            "deaot-t-deform-sup": ("deaot-t-deform-sup.pt",
+                                   "283907e5999b78025dee070797a1fcba3885f0b71c855b42be2ae25598485c6d")}
+#: Other weights of a registered variant (issue 13's experiment): name -> (variant, recipe, summary).
+_WEIGHT_VARIANTS = {
+    "deaot-t-deform-kd": ("deaot-t-deform", "configs/distill_deaot_t_davis16.yaml",
+                          "DeAOT-T deformable, distilled from deaot-l label-free (arXiv 2401.13937)"),
+    "deaot-t-deform-sup": ("deaot-t-deform", "configs/deaot_t_davis16.yaml",
+                           "DeAOT-T deformable, supervised, the distillation experiment's budget"),
+}
 
 
 def _shipped(name: str) -> dict[str, str]:
@@ -424,6 +436,8 @@ for _base, _summary in _DEAOT_SUMMARIES.items():
 for _base, _summary in _DEAOT_SUMMARIES.items():
     register_model(f"{_base}-deform", "deaot", summary=f"{_summary}, deformable attention",
                    **_shipped(f"{_base}-deform"))
+for _name, (_variant, _recipe, _summary) in _WEIGHT_VARIANTS.items():
+    register_model(_name, "deaot", summary=_summary, recipe=_recipe, architecture=_variant, **_shipped(_name))
 _S2S_SUMMARIES = {"s2s": "S2S: ConvLSTM encoder-decoder", "s2s-dist": "S2S + distance-class head",
                   "s2spp": "S2S++: skip-memory + distance-class head"}
 for _suffix, _encoder in (("", "VGG-16"), ("-mnv2", "MobileNetV2")):

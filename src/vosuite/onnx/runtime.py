@@ -1,12 +1,14 @@
-"""``--runtime onnx``: a DeAOT network whose encoder, propagation and decoder run in ONNX Runtime
-(and :class:`OnnxS2S` for S2S / S2S++: encoder, recurrent step and initial state).
+"""``--runtime onnx``: a DeAOT network whose encoder and decoder (and, on request, propagation)
+run in ONNX Runtime (and :class:`OnnxS2S` for S2S / S2S++: encoder, recurrent step and initial
+state).
 
 :class:`OnnxDeAOT` is the eager network (same modules, same weights) with ``encode_image``,
 ``propagate`` (of a frame against the memory) and ``decode`` served by ONNX Runtime sessions of
 an export (:mod:`vosuite.onnx.export`); everything else (a reference frame's propagation against
 itself, identity embedding, the memory code of :mod:`vosuite.inference.step`) runs as before, so
-every entry point (``segment``, ``infer``, ``Segmenter``, ``propagate``) takes it unchanged. An
-export without ``propagation.onnx`` (older vosuite) propagates eagerly. ONNX Runtime's CPU
+every entry point (``segment``, ``infer``, ``Segmenter``, ``propagate``) takes it unchanged. The
+propagation graph runs only with ``onnx_propagation=True`` (it measured slower than eager here);
+an export without ``propagation.onnx`` (older vosuite) propagates eagerly. ONNX Runtime's CPU
 provider uses the torch thread count of the moment the sessions are made (the CLI's
 ``--threads``). ``onnxruntime`` is an optional dependency (``vosuite[onnx]``).
 """
@@ -58,9 +60,13 @@ class OnnxDeAOT(DeAOT):
         export_dir: a ``vosuite export onnx`` folder of this model; None: export to a temporary
             folder now (about 2 s), removed with this object.
         threads: ONNX Runtime's intra-op threads (default: torch's current thread count).
+        onnx_propagation: run the propagation graph too. Off by default: on the 2-core CPU it
+            measured 64 ms a frame against 60 ms eager (the graph computes the 15 x 15 window
+            densely; eager uses banded products), docs/benchmarks.md.
     """
 
-    def __init__(self, model: DeAOT, export_dir: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, model: DeAOT, export_dir: str | Path | None = None, threads: int | None = None,
+                 onnx_propagation: bool = False) -> None:
         nn_init = torch.nn.Module.__init__
         nn_init(self)
         self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
@@ -74,7 +80,8 @@ class OnnxDeAOT(DeAOT):
         # reads only the last layer's output)
         self.decoder_inputs = {node.name for node in self.decoder_session.get_inputs()}
         graph = Path(export_dir) / "propagation.onnx"
-        self.propagation_session = _session(graph, threads) if "propagation.onnx" in manifest["graphs"] else None
+        exported = "propagation.onnx" in manifest["graphs"]
+        self.propagation_session = _session(graph, threads) if exported and onnx_propagation else None
         self.propagation_inputs = ({node.name for node in self.propagation_session.get_inputs()}
                                    if self.propagation_session is not None else set())
         self.export_dir = Path(export_dir)
