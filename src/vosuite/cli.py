@@ -191,6 +191,9 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     half.add_argument("--int8", action="store_true",
                       help="store convolution and linear weights as int8 per output channel (half the size "
                            "again; the teacher deaot-l ships this way), dequantised on load")
+    half.add_argument("--int8-keep", nargs="+", default=[], metavar="PREFIX",
+                      help="with --int8: tensors whose names start with PREFIX stay float16 (the shipped students "
+                           "keep encoder.)")
     half.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     dino = kinds.add_parser("dino", help="an official DINO ViT checkpoint (backbone or full training file)",
                             description="Convert a DINO checkpoint (backbone state dict, or a training checkpoint "
@@ -430,7 +433,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         return 0
     if args.kind == "half":
         out = half_checkpoint(args.checkpoint, args.out, inference_size=args.size, overwrite=args.overwrite,
-                              int8=args.int8)
+                              int8=args.int8, int8_keep=tuple(args.int8_keep))
         print(f"wrote {out}: {'int8 + ' if args.int8 else ''}float16, {out.stat().st_size / 2**20:.1f} MiB")
         return 0
     report = convert_aot(args.checkpoint, args.out, model=args.model, overwrite=args.overwrite)

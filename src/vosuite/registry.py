@@ -415,9 +415,9 @@ _TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
 _SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "bf5fe394410e668342f320f41b75ce2c5ff2f832ba2733da917a6938dbae21bc"),
             "deaot-l": ("deaot-l.pt", "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46"),
             "deaot-t-deform-kd": ("deaot-t-deform-kd.pt",
-                                  "6b07d44a7a3a6ba6f99634e02b4249f13ed4e894725bd2af00b46f6931253956"),
+                                  "312336994dc9f67438f7f39ff5512c0db39557c0e435fff5b7bc104c12d7a0cd"),
             "deaot-t-deform-sup": ("deaot-t-deform-sup.pt",
-                                   "283907e5999b78025dee070797a1fcba3885f0b71c855b42be2ae25598485c6d")}
+                                   "9dd2a2f8f3a3b8a46fa81741864d259a580c1e5124617663870f31de86053023")}
 #: Other weights of a registered variant (issue 13's experiment): name -> (variant, recipe, summary).
 _WEIGHT_VARIANTS = {
     "deaot-t-deform-kd": ("deaot-t-deform", "configs/distill_deaot_t_davis16.yaml",

@@ -154,12 +154,13 @@ def _inference_size(info: object, path: Path) -> int | None:
 
 
 def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | None = None,
-                    dtype: torch.dtype | None = None, int8: bool = False) -> Path:
+                    dtype: torch.dtype | None = None, int8: bool = False, int8_keep: tuple[str, ...] = ()) -> Path:
     """Write ``model`` as a vosuite checkpoint, atomically. ``inference_size``: the internal
     resolution the weights were trained for (the default ``--size`` of whoever loads them);
     ``dtype``: cast floating tensors (``torch.float16`` halves a shipped file); ``int8``: store
     convolution and linear weights as int8 per output channel, the rest float16
-    (:mod:`vosuite.io.weight_quantization`; halves a float16 file again)."""
+    (:mod:`vosuite.io.weight_quantization`; halves a float16 file again) but for the tensors
+    whose names start with a prefix in ``int8_keep``."""
     out = Path(out)
     size = inference_size if inference_size is not None else getattr(model, "default_size", None)
     payload = {
@@ -170,7 +171,7 @@ def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | N
         "state_dict": {k: _cast(v.detach().clone(), dtype) for k, v in model.state_dict().items()},
     }
     if int8:  # quantised from the model's own (not the cast) values
-        payload["state_dict"], payload["int8_weights"] = quantize_state_dict(model.state_dict())
+        payload["state_dict"], payload["int8_weights"] = quantize_state_dict(model.state_dict(), int8_keep)
     with atomic_path(out, suffix=".pt") as tmp:
         torch.save(payload, tmp)
     return out
@@ -181,10 +182,10 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
 
 
 def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int | None = None,
-                    overwrite: bool = False, int8: bool = False) -> Path:
+                    overwrite: bool = False, int8: bool = False, int8_keep: tuple[str, ...] = ()) -> Path:
     """A vosuite checkpoint's float16 copy at ``out`` (the form shipped weights take), with
     ``inference_size`` recorded when given (else the checkpoint's); ``int8``: the large weights
-    as int8 (see :func:`save_checkpoint`)."""
+    as int8 but those under the ``int8_keep`` prefixes (see :func:`save_checkpoint`)."""
     if inference_size is not None and inference_size <= 0:
         raise InputError(f"--size {inference_size}: must be a positive number of pixels")
     src, out = Path(checkpoint), Path(out)
@@ -193,7 +194,7 @@ def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int
     if not is_vosuite_checkpoint(read_checkpoint(src)):
         raise InputError(f"{src} is not a vosuite checkpoint (convert it first: `vosuite convert aot`)")
     return save_checkpoint(load_model(checkpoint=src), out, inference_size=inference_size, dtype=torch.float16,
-                           int8=int8)
+                           int8=int8, int8_keep=int8_keep)
 
 
 @dataclass(frozen=True)

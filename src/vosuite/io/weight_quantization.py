@@ -51,10 +51,14 @@ def dequantize_tensor(entry: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return values.float() * scale.float().reshape(shape)
 
 
-def quantize_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split ``state`` into (the float16 / non-float rest, the ``int8_weights`` entry)."""
-    rest = {name: (t.half() if t.is_floating_point() else t) for name, t in state.items() if not quantizable(t)}
-    tensors = {name: quantize_tensor(t) for name, t in state.items() if quantizable(t)}
+def quantize_state_dict(state: Mapping[str, torch.Tensor], keep: tuple[str, ...] = ()
+                        ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``state`` into (the float16 / non-float rest, the ``int8_weights`` entry); tensors
+    whose names start with a prefix in ``keep`` stay float16 (the students keep ``encoder.``:
+    int8 MobileNetV2 weights cost one of them 0.024 dev J&F, docs/benchmarks.md)."""
+    chosen = {name for name, t in state.items() if quantizable(t) and not name.startswith(keep)}
+    rest = {name: (t.half() if t.is_floating_point() else t) for name, t in state.items() if name not in chosen}
+    tensors = {name: quantize_tensor(state[name]) for name in chosen}
     return rest, {"scheme": SCHEME, "tensors": tensors}
 
 
