@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -174,7 +175,7 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
                     file.write(chunk)
             if received == 0:
                 raise InputError(f"{name}: the file is empty")
-            return _opened(session, upload, name)
+            return await run_in_threadpool(_opened, session, upload, name)  # extraction: off the event loop
         finally:
             shutil.rmtree(upload.parent, ignore_errors=True)
 
