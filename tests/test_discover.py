@@ -73,7 +73,14 @@ def test_cli_writes_proposals_and_refuses_bad_input(case: dict, tmp_path: Path, 
     assert "3 frame(s); discovery needs at least 10" in one_line_error(capsys)
     assert main(["discover", str(case["frames"]), "--out", str(tmp_path / "b"), "--checkpoint",
                  str(case["deaot"]), "--no-progress"]) == 2
-    assert "holds deaot-t weights" in one_line_error(capsys)
+    assert "not a Betrayed-by-Attention model" in one_line_error(capsys)
+    assert main(["discover", str(case["frames"]), "--out", str(tmp_path / "c"), "--model", "bba-vits8",
+                 "--checkpoint", str(case["ckpt"]), "--no-progress"]) == 2
+    assert "holds bba-vits16 weights, not bba-vits8" in one_line_error(capsys)
+    # without --model, the model the checkpoint holds (a `method: bba` run's final.pt)
+    assert main(["discover", str(case["frames"]), "--out", str(tmp_path / "d"), "--checkpoint", str(case["ckpt"]),
+                 "--ratio", "4", "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").glob("*.png")) == sorted(p.name for p in out.glob("*.png"))
 
 
 def test_bba_models_are_registered_and_unsupervised(case: dict) -> None:

@@ -156,10 +156,12 @@ def _add_discover(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("input", type=Path, metavar="VIDEO", help="video file or frames folder (>= --ratio frames)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--overlay", type=Path, metavar="OUT.mp4", help="also write an overlay video")
-    parser.add_argument("--model", default="bba-vits8",
-                        help="a bba model (default: bba-vits8), or a training-free unsupervised baseline: "
-                             "ellipse (a centred ellipse), motion-saliency (what moves against the camera)")
-    parser.add_argument("--checkpoint", type=Path, help="its weights (a vosuite bba checkpoint)")
+    parser.add_argument("--model", default=None,
+                        help="a bba model (default: the one --checkpoint holds, else bba-vits8), or a training-free "
+                             "unsupervised baseline: ellipse (a centred ellipse), motion-saliency (what moves against "
+                             "the camera)")
+    parser.add_argument("--checkpoint", type=Path, help="its weights (a vosuite bba checkpoint, e.g. a method: bba "
+                                                        "run's final.pt)")
     parser.add_argument("--tau", type=float, default=1.0,
                         help="clustering distance threshold (default 1.0, the original's; smaller: more proposals)")
     parser.add_argument("--ratio", type=int, default=10, help="a key frame every N frames (default 10)")

@@ -53,6 +53,8 @@ from vosuite.registry import create_model, family_of
 
 #: Default internal size (short side) of discovery on a CPU: 240 px gives 30 x 53 tokens at patch 8.
 DEFAULT_DISCOVER_SIZE = 240
+#: The model of `vosuite discover` when neither --model nor --checkpoint is given.
+DEFAULT_DISCOVER_MODEL = "bba-vits8"
 
 
 def network_size(height: int, width: int, size: int, patch: int) -> tuple[int, int]:
@@ -80,6 +82,7 @@ class Discoverer:
         model: a registered ``bba-*`` name, or a :class:`~vosuite.models.bba.BetrayedByAttention`;
             or an unsupervised training-free baseline, ``ellipse`` or ``motion-saliency``
             (:mod:`vosuite.inference.unsupervised_baselines`; no weights, ``tau`` / ``ratio`` unused).
+            None: the model ``checkpoint`` holds, else ``bba-vits8``.
         checkpoint: its weights (a vosuite checkpoint of the bba family).
         tau: the clustering's distance threshold (smaller: more, finer proposals; the original: 1.0).
         ratio: every ``ratio``-th frame is a key frame (the original: 10).
@@ -87,9 +90,11 @@ class Discoverer:
         device: where the networks run.
     """
 
-    def __init__(self, model: str | BetrayedByAttention = "bba-vits8", checkpoint: str | os.PathLike | None = None,
+    def __init__(self, model: str | BetrayedByAttention | None = None, checkpoint: str | os.PathLike | None = None,
                  tau: float = 1.0, ratio: int = 10, size: int | None = None, device: str = "cpu",
                  progress: bool = True, console: Console | None = None) -> None:
+        if model is None and checkpoint is None:
+            model = DEFAULT_DISCOVER_MODEL
         if isinstance(model, (BetrayedByAttention, TrainingFreeTracker)):
             self.model = model
         elif isinstance(model, str) and family_of(model).name == "baseline":
