@@ -145,6 +145,18 @@ def test_dino_run_trains_the_student_moves_the_teacher_and_feeds_bba(tmp_path: P
     student = build_vit("dino-vits16", tmp_path / "run" / "final.pt", part="student")
     assert not torch.equal(student.state_dict()["blocks.0.attn.qkv.weight"],
                            teacher.state_dict()["blocks.0.attn.qkv.weight"])
+    # the recipe that trains the spatio-temporal block on this backbone, then discovery from its run
+    bba = load_config(REPO / "configs" / "bba_vits16_davis16.yaml",
+                      [f"data.root={root}", "data.dataset=generic", "data.split=null", "data.size=[256,256]",
+                       "train.total_steps=1", "train.batch_size=1", "train.threads=1", "train.progress=false",
+                       "val.every=0", f"bba.dino_checkpoint={tmp_path / 'run' / 'final.pt'}", "bba.points=2"])
+    Trainer(bba, run_dir=tmp_path / "bba").fit()
+    from vosuite.discover import Discoverer
+
+    discoverer = Discoverer(checkpoint=tmp_path / "bba" / "final.pt", size=32, progress=False)
+    assert discoverer.model.cfg.name == "bba-vits16"
+    assert torch.equal(discoverer.model.state_dict()["encoder.blocks.0.attn.qkv.weight"],
+                       teacher.state_dict()["blocks.0.attn.qkv.weight"])  # the frozen DINO teacher
 
 
 def test_the_last_layer_stays_frozen_during_its_steps(tmp_path: Path) -> None:
