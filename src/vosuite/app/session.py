@@ -15,6 +15,7 @@ Nothing is held in memory per frame: the browser asks for one frame and one mask
 
 from __future__ import annotations
 
+import io
 import shutil
 import threading
 import time
@@ -27,7 +28,7 @@ import numpy as np
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.io.frames import open_frames, read_image_rgb
-from vosuite.io.masks import read_mask, write_mask
+from vosuite.io.masks import labels_to_image, read_mask, write_mask
 
 FRAME_QUALITY = 95  # JPEG quality of the extracted frames
 
@@ -168,11 +169,10 @@ class AppSession:
         out = self.exports_dir / f"{video.name}_masks.zip"
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            png = out.parent / ".frame.png"
             for index in range(video.num_frames):
-                write_mask(png, self.labels(index)[0])
-                archive.write(png, f"{video.name}/{frame_name(index, 'png')}")
-            png.unlink(missing_ok=True)
+                png = io.BytesIO()
+                labels_to_image(self.labels(index)[0]).save(png, format="PNG")  # encoded in memory, one at a time
+                archive.writestr(f"{video.name}/{frame_name(index, 'png')}", png.getvalue())
         return out
 
     def overlay_video(self) -> Path:
