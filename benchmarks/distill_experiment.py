@@ -121,6 +121,7 @@ def student_cka(weights: Path, teacher: str = "deaot-l", clips: int = 8) -> floa
 def report(out: Path) -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from accuracy import chair_dataset, score, shared_root
+    from vosuite.training.run_log import read_metrics
 
     davis = shared_root() / "data" / "davis2016"
     print("| arm | dev J&F | chair J&F | CKA to teacher | steps |")
@@ -135,8 +136,8 @@ def report(out: Path) -> None:
                 continue
             dev = score(None, str(weights), "davis2016", davis, "val-dev")["J&F-Mean"]
             on_chair = score(None, str(weights), "generic", chair, None)["J&F-Mean"]
-            steps = sum(1 for line in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in line)
-            print(f"| {arm} | {dev:.3f} | {on_chair:.3f} | {student_cka(weights):.3f} | {steps * 10} |", flush=True)
+            steps = max((r["step"] for r in read_metrics(run) if r.get("kind") == "train"), default=0)
+            print(f"| {arm} | {dev:.3f} | {on_chair:.3f} | {student_cka(weights):.3f} | {steps} |", flush=True)
         for name in ("flow", "copy-first"):
             dev = score(name, None, "davis2016", davis, "val-dev")["J&F-Mean"]
             print(f"| {name} (training-free) | {dev:.3f} | {score(name, None, 'generic', chair, None)['J&F-Mean']:.3f} "

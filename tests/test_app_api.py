@@ -5,6 +5,7 @@ objects, download; bad input answers one line and the server keeps working; sess
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -18,8 +19,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from conftest import box_mask, write_box_clip  # noqa: E402
-from vosuite.app.server import create_app  # noqa: E402
+from vosuite.app.server import SESSION_HEADER, create_app  # noqa: E402
 from vosuite.cli import main  # noqa: E402
+from vosuite.errors import InputError  # noqa: E402
 
 FRAMES, H, W = 8, 72, 104
 
@@ -34,10 +36,19 @@ def client(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     with TestClient(create_app(work, max_upload_mb=1)) as client:
-        assert client.get("/").status_code == 200  # the page, and the session cookie
+        client.headers[SESSION_HEADER] = _page_session(client)  # what the page's script sends
         client.work = work
         yield client
     assert list(work.iterdir()) == []  # the server removed its folders when it stopped
+
+
+def _page_session(client: TestClient) -> str:
+    """Load the page (a new session each time) and read its session id as the page's script does."""
+    page = client.get("/")
+    assert page.status_code == 200
+    found = re.search(r'<meta name="vosuite-session" content="([^"]+)">', page.text)
+    assert found is not None
+    return found.group(1)
 
 
 def _wait(client: TestClient, timeout: float = 120) -> dict:
@@ -102,11 +113,15 @@ def test_the_shipped_student_follows_the_box_and_a_correction_restarts_it(client
     corrected[40:60, 53:83] = 2  # frame 3: the green box instead
     _put(client, 3, corrected)
     before = _mask(client, 1)[0]
-    client.post("/api/propagate", json={"frame": 3, "direction": "forward", "model": "copy-first"})
+    client.post("/api/propagate", json={"frame": 3, "direction": "forward", "model": "deaot-t-deform"})
     job = _wait(client)
     assert job["done"] == FRAMES - 3
-    for index in range(4, FRAMES):  # the memory restarted at frame 3: only its corrected mask counts
-        assert np.array_equal(_mask(client, index)[0], corrected)
+    for index in range(4, FRAMES):  # the memory restarted at frame 3: the red box is forgotten everywhere
+        assert not np.any(_mask(client, index)[0] == 1), index
+    labels, green = _mask(client, 4)[0], np.zeros((H, W), bool)
+    green[40:60, 54:84] = True  # where the green box moved to in frame 4
+    iou = np.logical_and(labels == 2, green).sum() / np.logical_or(labels == 2, green).sum()
+    assert iou > 0.45, iou  # measured 0.516 (the student loses this small box a frame later)
     assert np.array_equal(_mask(client, 1)[0], before)  # frames before the correction are kept
     overlay = client.get("/api/download/overlay.mp4")
     assert overlay.status_code == 200 and overlay.content[4:8] == b"ftyp"
@@ -139,7 +154,7 @@ def test_upload_a_video_file(client, clip, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["not-a-video", "too-big", "empty-mask", "wrong-size", "no-weights", "bad-path",
-                                  "no-start-mask", "bad-frame"])
+                                  "no-start-mask", "bad-frame", "frame-not-a-number", "foreign-host"])
 def test_bad_input_is_a_one_line_message_and_the_server_keeps_working(client, clip, case):
     client.post("/api/open/path", json={"path": str(clip["frames"])})
     if case == "not-a-video":
@@ -157,13 +172,20 @@ def test_bad_input_is_a_one_line_message_and_the_server_keeps_working(client, cl
         response = client.post("/api/open/path", json={"path": str(clip["root"] / "nothing.mp4")})
     elif case == "no-start-mask":
         response = client.post("/api/propagate", json={"frame": 5, "model": "copy-first"})
+    elif case == "frame-not-a-number":
+        response = client.post("/api/propagate", json={"frame": [1], "model": "copy-first"})
+    elif case == "foreign-host":  # a page that rebinds its own domain to 127.0.0.1
+        response = client.get("/api/status", headers={"Host": "attacker.example"})
+        assert response.status_code == 400 and "Invalid host" in response.text
+        return
     else:
         response = client.get("/api/frame/99")
     error = response.json()["error"]
     assert response.status_code == 400 and "\n" not in error and error
     expected = {"not-a-video": "notes.txt", "too-big": "upload limit", "empty-mask": "empty",
                 "wrong-size": "the mask is 104x36", "no-weights": "deaot-b", "bad-path": "nothing.mp4",
-                "no-start-mask": "frame 5 has no mask", "bad-frame": "frames 0 to 7"}[case]
+                "no-start-mask": "frame 5 has no mask", "bad-frame": "frames 0 to 7",
+                "frame-not-a-number": "frame must be an integer"}[case]
     assert expected in error, error
     assert client.get("/api/status").status_code == 200  # still serving
 
@@ -183,6 +205,68 @@ def test_closing_the_page_removes_its_folder(client, clip):
     assert client.post("/api/session/close").json() == {"closed": True}
     assert list(sessions.iterdir()) == []
     assert "session has ended" in client.get("/api/status").json()["error"]
+
+
+def test_each_page_load_is_its_own_session(client, clip):
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    other = _page_session(client)  # a second tab, or a reload
+    assert other != client.headers[SESSION_HEADER]
+    assert client.get("/api/status", headers={SESSION_HEADER: other}).json()["video"] is None
+    client.post(f"/api/session/close?session={other}")  # that page closes: this one carries on
+    assert client.get("/api/status").json()["video"]["num_frames"] == FRAMES
+    assert "session has ended" in client.get("/api/status", headers={SESSION_HEADER: other}).json()["error"]
+
+
+def test_a_double_click_starts_one_job(client, clip):
+    import threading
+
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    _put(client, 0, box_mask(H, W))
+    codes: list[int] = []
+    request = {"frame": 0, "direction": "forward", "model": "deaot-t-deform"}
+    clicks = [threading.Thread(target=lambda: codes.append(client.post("/api/propagate", json=request).status_code))
+              for _ in range(2)]
+    for click in clicks:
+        click.start()
+    for click in clicks:
+        click.join()
+    assert sorted(codes) == [200, 400]
+    assert _wait(client)["state"] == "done"
+
+
+def test_a_0_255_mask_imports_as_one_object(client, clip):
+    client.post("/api/open/path", json={"path": str(clip["frames"])})
+    png = io.BytesIO()
+    Image.fromarray(box_mask(H, W) * 255).save(png, format="PNG")  # DAVIS-2016's ground-truth format
+    assert client.post("/api/annotation/0/import?name=davis16.png", content=png.getvalue()).status_code == 200
+    assert np.array_equal(_mask(client, 0)[0], box_mask(H, W))
+
+
+def test_a_closed_session_refuses_writes_and_leaves_no_folder(tmp_path):
+    from vosuite.app.session import AppSession, SessionClosed
+
+    session = AppSession(tmp_path / "s")
+    session.folder.mkdir()
+    session.remove()
+    with pytest.raises(SessionClosed):
+        session.write_result(0, np.ones((4, 4), np.uint8))  # a job that outlived its session
+    assert not session.folder.exists()
+
+
+def test_app_options_and_a_busy_port_are_one_line_errors(tmp_path, capsys):
+    import socket
+
+    from conftest import one_line_error
+
+    with pytest.raises(InputError, match="--max-frames"):
+        create_app(tmp_path, max_frames=0)
+    with pytest.raises(InputError, match="--work-dir"):
+        create_app(tmp_path / "missing")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["app", "--port", str(port), "--work-dir", str(tmp_path)]) == 2
+    assert f"--port {port}" in one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []  # no session root left behind
 
 
 def test_models_menu_lists_baselines_and_marks_missing_weights(client):
@@ -213,6 +297,8 @@ def test_the_onnx_runtime_gives_the_eager_masks(client, clip):
         client.post("/api/propagate", json={"frame": 0, "model": "deaot-t-deform", "runtime": runtime})
         assert _wait(client)["state"] == "done"
         results[runtime] = np.stack([_mask(client, i)[0] for i in range(FRAMES)])
-    assert (results["eager"] == results["onnx"]).mean() >= 0.9999
+    agreement = (results["eager"] == results["onnx"]).mean()
+    print(f"eager / onnx label agreement {agreement:.7f}")
+    assert agreement >= 1 - 2 / results["eager"].size  # measured: identical; at most 2 pixels may differ
     response = client.post("/api/propagate", json={"frame": 0, "model": "deaot-t-deform", "runtime": "tpu"})
     assert response.status_code == 400 and "eager or onnx" in response.json()["error"]

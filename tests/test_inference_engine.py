@@ -17,6 +17,7 @@ from vosuite.inference import (
     separate_label,
     start_memory,
 )
+from vosuite.inference.merge import argmax_channels
 from vosuite.models import DeAOT, build
 from vosuite.training.methods.deaot.clip_forward import ClipForward, ClipPlan
 
@@ -196,6 +197,17 @@ def test_soft_aggregation_matches_the_original_formula():
     ref_label = torch.argmax(torch.softmax(torch.logit(merged), dim=1), dim=1, keepdim=True)
     assert torch.equal(label, ref_label)
     assert prob.shape == (1, 14, 11, 15)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 11])
+def test_argmax_channels_equals_torch_argmax_ties_included(channels):
+    generator = torch.Generator().manual_seed(channels)
+    # values on a coarse grid, so many pixels tie between channels
+    prob = torch.randint(0, 4, (2, channels, 17, 23), generator=generator).float() / 4
+    expected = torch.argmax(prob, dim=1, keepdim=True)  # ties: the first maximal channel
+    label = argmax_channels(prob)
+    assert label.dtype == torch.long and label.shape == (2, 1, 17, 23)
+    assert torch.equal(label, expected)
 
 
 def test_separate_label():

@@ -16,7 +16,7 @@ from vosuite.errors import InputError
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import read_mask
 from vosuite.models import build
-from vosuite.onnx.export import export_deaot, read_manifest
+from vosuite.onnx.export import export_deaot, export_model, read_manifest
 from vosuite.onnx.runtime import OnnxDeAOT
 from vosuite.segment import Segmenter
 
@@ -77,7 +77,8 @@ def test_onnx_runtime_equals_eager_on_the_deaot_fixture(tmp_path: Path) -> None:
     eager = Segmenter(checkpoint=ckpt, progress=False)
     fast = Segmenter(checkpoint=ckpt, progress=False, runtime="onnx")
     worst, equal = compare(eager, fast, frames, mask)
-    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)  # measured: 9.1e-06 and 99.99996 % of the pixels
+    # the issue's bar is 1e-4 and 99.99 %; measured: 9.1e-06 and 99.99996 % of the pixels
+    assert worst < 3e-5 and equal >= 0.99999, (worst, equal)
 
 
 @requires_shared("data/davis2016/JPEGImages/480p/car-shadow", "DAVIS-2016 val-dev")
@@ -86,7 +87,8 @@ def test_onnx_runtime_equals_eager_on_a_dev_video_and_from_the_cli(tmp_path: Pat
     mask = read_mask(shared_path(Path("data/davis2016/Annotations/480p/car-shadow/00000.png")))
     frames = [f.rgb for f in open_frames(video)][:12]
     worst, equal = compare(Segmenter(progress=False), Segmenter(progress=False, runtime="onnx"), frames, mask)
-    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)  # measured: 1.9e-06 and 99.99992 % (4 pixels)
+    # the issue's bar is 1e-4 and 99.99 %; measured: 1.9e-06 and 99.99992 % (4 pixels)
+    assert worst < 1e-5 and equal >= 0.99999, (worst, equal)
     assert main(["export", "onnx", str(tmp_path / "graphs")]) == 0
     clip = tmp_path / "clip"
     clip.mkdir()
@@ -115,11 +117,21 @@ def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
     mask = read_mask(root / "Annotations" / "shapes" / "00000.png")
     worst, equal = compare(Segmenter(model, progress=False), Segmenter(model, progress=False, runtime="onnx"),
                            frames, mask)
-    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)
+    assert worst < 3e-6 and equal == 1.0, (worst, equal)  # measured: at most 7.5e-7, every label equal
     whole_step = OnnxDeAOT(model, onnx_propagation=True)  # the propagation graph too
     assert whole_step.propagation_session is not None
     worst, equal = compare(Segmenter(model, progress=False), Segmenter(whole_step, progress=False), frames, mask)
-    assert worst < 1e-4 and equal >= 0.9999, (worst, equal)
+    assert worst < 3e-6 and equal == 1.0, (worst, equal)  # measured: at most 6.6e-7, every label equal
+
+
+def test_an_export_of_other_weights_is_refused(tmp_path: Path) -> None:
+    """The kd and sup students share the default's network: an export of one must not run the other."""
+    from vosuite.inference.weights import load_model
+
+    export_model(load_model("deaot-t-deform-kd"), tmp_path / "kd")
+    with pytest.raises(InputError, match="other weights of deaot-t-deform"):
+        Segmenter("deaot-t-deform", progress=False, runtime="onnx", onnx_dir=tmp_path / "kd")
+    Segmenter("deaot-t-deform-kd", progress=False, runtime="onnx", onnx_dir=tmp_path / "kd")  # its own: fine
 
 
 def test_runtime_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -165,7 +177,9 @@ def test_int8_export_quantises_the_encoder_and_still_segments(tmp_path: Path) ->
     frames = [f.rgb for f in open_frames(root / "JPEGImages" / "shapes")]
     mask = read_mask(root / "Annotations" / "shapes" / "00000.png")
     _, equal = compare(Segmenter(progress=False), Segmenter(progress=False, runtime="onnx", onnx_dir=out), frames, mask)
-    assert equal > 0.995, equal  # measured 0.9957 of the pixels (calibrated on one frame of the clip)
+    # measured 0.9957 and 0.9950 of the pixels on two development machines (calibrated on one frame of the
+    # clip; the int8 kernels differ between CPUs)
+    assert equal > 0.993, equal
 
 
 @pytest.mark.parametrize("name", ["deaot-t-deform", "deaot-l"])
@@ -200,7 +214,7 @@ def test_the_propagation_graph_follows_any_size_and_memory_length(name: str, tmp
         onnx_out = session.run(None, {n: t.numpy() for n, t in zip(names, (feats[-1], *memory), strict=True)
                                       if n in declared})
         worst = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(onnx_out, eager, strict=True))
-        assert worst < 1e-4, (height, width, worst)  # measured: at most 3.1e-6
+        assert worst < 1e-5, (height, width, worst)  # measured: at most 3.1e-6
 
 
 @pytest.mark.parametrize("name", ["s2spp-mnv2", "s2s-dist-mnv2", "s2s-mnv2"])
@@ -229,4 +243,4 @@ def test_s2s_runs_in_onnx_runtime_with_the_eager_masks(name: str, tmp_path: Path
         top2 = eager_prob.topk(2, dim=0).values
         clear = (top2[0] - top2[1] > 1e-5).numpy()  # random weights: many pixels are near ties
         assert np.array_equal(eager_core.labels[clear], fast_core.labels[clear])
-    assert worst < 1e-5, worst  # measured: at most 2.7e-7
+    assert worst < 1e-6, worst  # measured: at most 2.7e-7

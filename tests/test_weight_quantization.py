@@ -83,3 +83,14 @@ def test_convert_half_int8_round_trips_a_network(tmp_path, capsys) -> None:
             assert torch.all((loaded[key] - value).abs() <= step * 0.5 * (1 + 1e-6)), key
         else:
             assert torch.allclose(loaded[key], value.half().float()), key
+
+
+@pytest.mark.parametrize("damage", ["no-scale", "float-values", "scale-shape", "not-a-dict"])
+def test_a_damaged_int8_entry_is_a_one_line_error(damage: str) -> None:
+    good = quantize_tensor(torch.randn(8, 200))
+    entry = {"no-scale": {"values": good["values"]},
+             "float-values": {"values": good["values"].float(), "scale": good["scale"]},
+             "scale-shape": {"values": good["values"], "scale": good["scale"][:4]},
+             "not-a-dict": [good["values"], good["scale"]]}[damage]
+    with pytest.raises(InputError, match=r"^w.pt: int8 tensor layer.weight is damaged"):
+        merge_int8_weights({}, {"scheme": SCHEME, "tensors": {"layer.weight": entry}}, "w.pt")

@@ -1,8 +1,9 @@
 """``vosuite bench``: accuracy, speed, memory and the compute limit of models side by side.
 
-For every model and runtime (``eager``, ``onnx``), in a fresh process (so peak memory is its
-own): the semi-supervised predictions of a dataset split, scored in memory by the evaluator (the
-numbers of ``vosuite infer`` + ``vosuite eval``), while timing
+For every model and runtime (``eager``, ``onnx``, ``onnx-int8``: ONNX with the static int8 encoder
+of ``vosuite export onnx --int8``, calibrated on ``--calibration`` frames), in a fresh process (so
+peak memory is its own): the semi-supervised predictions of a dataset split, scored in memory by the
+evaluator (the numbers of ``vosuite infer`` + ``vosuite eval``), while timing
 
 * **model ms/frame**: the inference core's ``step`` (preprocessing, network, upsampling, memory
   update), median over frames after each video's first;
@@ -107,9 +108,33 @@ def step_gflops(model: Any, video: Any, size: int | None) -> float | None:
     return counter.get_total_flops() / 1e9
 
 
+def int8_export(model_name: str | None, checkpoint: str | None, calibration: str | None, folder: str) -> str:
+    """``folder`` holding an ONNX export of the model whose encoder is static int8, calibrated on
+    :func:`~vosuite.onnx.export.calibration_frames` of ``calibration``."""
+    from vosuite.errors import InputError
+    from vosuite.inference.weights import load_model
+    from vosuite.onnx.export import calibration_frames, export_model, quantize_encoder
+
+    if calibration is None:
+        raise InputError("--runtimes onnx-int8 needs --calibration DIR (a folder of frame folders)")
+    model = load_model(model_name, checkpoint)
+    quantize_encoder(export_model(model, folder), model, calibration_frames(calibration))
+    return folder
+
+
 def measure(model_name: str, checkpoint: str | None, runtime: str, dataset: str, root: str, split: str | None,
-            size: int | None, videos: int | None) -> BenchRow:
+            size: int | None, videos: int | None, calibration: str | None = None) -> BenchRow:
     """One model x runtime in this process (see the module docstring)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vosuite-bench-") as folder:
+        onnx_dir = int8_export(model_name, checkpoint, calibration, folder) if runtime == "onnx-int8" else None
+        return _measure(model_name, checkpoint, "onnx" if onnx_dir else runtime, onnx_dir, dataset, root, split,
+                        size, videos, runtime)
+
+
+def _measure(model_name: str, checkpoint: str | None, runtime: str, onnx_dir: str | None, dataset: str, root: str,
+             split: str | None, size: int | None, videos: int | None, label: str) -> BenchRow:
     import cv2
     import torch
 
@@ -120,7 +145,8 @@ def measure(model_name: str, checkpoint: str | None, runtime: str, dataset: str,
     from vosuite.segment import Segmenter
     from vosuite.training.validation import validation_videos
 
-    segmenter = Segmenter(model=model_name, checkpoint=checkpoint, size=size, progress=False, runtime=runtime)
+    segmenter = Segmenter(model=model_name, checkpoint=checkpoint, size=size, progress=False, runtime=runtime,
+                          onnx_dir=onnx_dir)
     val = type("Val", (), {"dataset": dataset, "root": root, "split": split, "videos": []})()
     records = validation_videos(val)[:videos] if videos else validation_videos(val)
     first_frame_only = dataset.lower().startswith("davis")
@@ -143,7 +169,7 @@ def measure(model_name: str, checkpoint: str | None, runtime: str, dataset: str,
         scores = Evaluator(EvaluationConfig(task="semi", workers=1)).evaluate_arrays(records, predictions)
     scores = scores.global_scores()
     gflops = step_gflops(segmenter.model, records[0], segmenter.size) if runtime == "eager" else None
-    return BenchRow(model=model_name or checkpoint or "default", runtime=runtime, jf=float(scores["J&F-Mean"]),
+    return BenchRow(model=model_name or checkpoint or "default", runtime=label, jf=float(scores["J&F-Mean"]),
                     j=float(scores["J-Mean"]), f=float(scores["F-Mean"]),
                     model_ms=1e3 * statistics.median(model_times), end_to_end_ms=1e3 * statistics.median(end_to_end),
                     peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, gflops=gflops,
@@ -163,7 +189,8 @@ def run_isolated(request: dict[str, Any]) -> BenchRow:
 
 
 def bench(models: Sequence[str], runtimes: Sequence[str], dataset: str, root: str, split: str | None,
-          size: int | None = None, videos: int | None = None, threads: int = 2) -> tuple[list[BenchRow], float]:
+          size: int | None = None, videos: int | None = None, threads: int = 2, calibration: str | None = None
+          ) -> tuple[list[BenchRow], float]:
     """(rows, matmul GFLOP/s): every model (``NAME`` or ``NAME=CHECKPOINT``) x runtime, then the
     baselines; GFLOPs of an eager row fill its other runtimes' rows; each row gets its limit."""
     import torch
@@ -175,7 +202,7 @@ def bench(models: Sequence[str], runtimes: Sequence[str], dataset: str, root: st
         name, _, checkpoint = entry.partition("=")
         request = {"model": name if not checkpoint else None, "checkpoint": checkpoint or None, "runtime": runtime,
                    "dataset": dataset, "root": str(root), "split": split, "size": size, "videos": videos,
-                   "threads": threads}
+                   "threads": threads, "calibration": None if calibration is None else str(calibration)}
         row = run_isolated(request)
         rows.append(BenchRow(**{**asdict(row), "model": entry}))
     torch.set_num_threads(threads)
@@ -239,7 +266,8 @@ def _worker(request_json: str) -> None:
     torch.set_num_threads(int(request.pop("threads")))
     torch.manual_seed(0)
     print(json.dumps(asdict(measure(request["model"], request["checkpoint"], request["runtime"], request["dataset"],
-                                    request["root"], request["split"], request["size"], request["videos"]))))
+                                    request["root"], request["split"], request["size"], request["videos"],
+                                    request.get("calibration")))))
 
 
 if __name__ == "__main__":

@@ -193,9 +193,9 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     half.add_argument("--int8", action="store_true",
                       help="store convolution and linear weights as int8 per output channel (half the size "
                            "again; the teacher deaot-l ships this way), dequantised on load")
-    half.add_argument("--int8-keep", nargs="+", default=[], metavar="PREFIX",
-                      help="with --int8: tensors whose names start with PREFIX stay float16 (the shipped students "
-                           "keep encoder.)")
+    half.add_argument("--int8-keep", action="append", default=[], metavar="PREFIX",
+                      help="with --int8: tensors whose names start with PREFIX stay float16 (repeat for more; the "
+                           "shipped students keep encoder.)")
     half.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     dino = kinds.add_parser("dino", help="an official DINO ViT checkpoint (backbone or full training file)",
                             description="Convert a DINO checkpoint (backbone state dict, or a training checkpoint "
@@ -243,8 +243,12 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", help="split name or file (default: val-dev for davis2016, else every video)")
     parser.add_argument("--models", nargs="+", default=None, metavar="NAME[=CHECKPOINT]",
                         help="models (default: the shipped student)")
-    parser.add_argument("--runtimes", nargs="+", default=["eager"], choices=["eager", "onnx"],
-                        help="runtimes to compare (default: eager)")
+    parser.add_argument("--runtimes", nargs="+", default=["eager"], choices=["eager", "onnx", "onnx-int8"],
+                        help="runtimes to compare (default: eager); onnx-int8: ONNX with the static int8 encoder "
+                             "of `vosuite export onnx --int8`, calibrated on --calibration frames")
+    parser.add_argument("--calibration", type=Path, default=None, metavar="DIR",
+                        help="with onnx-int8: a folder of frame folders, frame 10 of each calibrates (default for "
+                             "davis2016: ROOT/JPEGImages/240p, the train frames, when it exists)")
     parser.add_argument("--size", type=int, metavar="PIXELS", help="internal resolution (default: each model's)")
     parser.add_argument("--videos", type=int, metavar="N", help="only the first N videos of the split")
     parser.add_argument("--threads", type=int, default=2, help="threads of each run (default 2)")
@@ -434,6 +438,8 @@ def _run_convert(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {args.model} backbone ({args.part}), all keys matched")
         return 0
     if args.kind == "half":
+        if args.int8_keep and not args.int8:
+            raise VosuiteError("--int8-keep applies to --int8")
         out = half_checkpoint(args.checkpoint, args.out, inference_size=args.size, overwrite=args.overwrite,
                               int8=args.int8, int8_keep=tuple(args.int8_keep))
         print(f"wrote {out}: {'int8 + ' if args.int8 else ''}float16, {out.stat().st_size / 2**20:.1f} MiB")
@@ -446,16 +452,11 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from vosuite.inference.weights import load_model
-    from vosuite.onnx.export import export_model, quantize_encoder
+    from vosuite.onnx.export import calibration_frames, export_model, quantize_encoder
     from vosuite.registry import DEFAULT_MODEL
 
     model = load_model(args.model if args.model or args.checkpoint else DEFAULT_MODEL, args.checkpoint)
-    calibration = []
-    if args.int8:
-        if not args.calibration.is_dir():
-            raise VosuiteError(f"--calibration {args.calibration}: no such folder")
-        calibration = [frames[min(10, len(frames) - 1)] for video in sorted(args.calibration.iterdir())
-                       if (frames := sorted(video.glob("*.jpg")) if video.is_dir() else [])]
+    calibration = calibration_frames(args.calibration) if args.int8 else []
     export = export_model(model, args.out, overwrite=args.overwrite)
     if args.int8:
         quantize_encoder(export, model, calibration)
@@ -476,8 +477,15 @@ def _run_bench(args: argparse.Namespace) -> int:
     if not args.root.is_dir():
         raise VosuiteError(f"--root {args.root}: no such folder")
     split = args.split if args.split is not None else ("val-dev" if args.dataset == "davis2016" else None)
+    calibration = args.calibration
+    if calibration is None and "onnx-int8" in args.runtimes:
+        calibration = args.root / "JPEGImages" / "240p"
+        if not calibration.is_dir():
+            raise VosuiteError("--runtimes onnx-int8: give --calibration DIR (a folder of frame folders)")
+    if calibration is not None and not calibration.is_dir():
+        raise VosuiteError(f"--calibration {calibration}: no such folder")
     rows, rate = bench(args.models or [DEFAULT_MODEL], args.runtimes, args.dataset, str(args.root), split,
-                       args.size, args.videos, args.threads)
+                       args.size, args.videos, args.threads, calibration)
     print_table(rows, rate)
     if args.plot is not None:
         print(f"plot: {plot(rows, args.plot)}")
@@ -496,7 +504,6 @@ def _run_app(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise VosuiteError(f"--port {args.port}: not a port number")
     set_threads(args.threads)
-    print(f"vosuite app: open http://{args.host}:{args.port}/ in a browser (Ctrl+C stops it)")
     serve(args.host, args.port, args.work_dir, args.max_upload_mb, args.max_frames)
     return 0
 

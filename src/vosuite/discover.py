@@ -93,8 +93,8 @@ class Discoverer:
     def __init__(self, model: str | BetrayedByAttention | None = None, checkpoint: str | os.PathLike | None = None,
                  tau: float = 1.0, ratio: int = 10, size: int | None = None, device: str = "cpu",
                  progress: bool = True, console: Console | None = None) -> None:
-        if model is None and checkpoint is None:
-            model = DEFAULT_DISCOVER_MODEL
+        if model is None and (checkpoint is None or not _holds_a_vosuite_model(checkpoint)):
+            model = DEFAULT_DISCOVER_MODEL  # a plain state dict is read as the default discovery model
         if isinstance(model, (BetrayedByAttention, TrainingFreeTracker)):
             self.model = model
         elif isinstance(model, str) and family_of(model).name == "baseline":
@@ -231,3 +231,11 @@ def _upsample(label: torch.Tensor, frame_size: tuple[int, int]) -> np.ndarray:
     """Patch-grid ids [h, w] -> frame ids [H, W] (nearest, as the original's evaluation loader)."""
     up = F.interpolate(label[None, None].float(), size=tuple(frame_size), mode="nearest")
     return up[0, 0].numpy().astype(np.uint8)
+
+
+def _holds_a_vosuite_model(checkpoint: str | os.PathLike) -> bool:
+    """Whether ``checkpoint`` is a vosuite checkpoint (it names its own model)."""
+    from vosuite.inference.weights import is_vosuite_checkpoint
+    from vosuite.io.checkpoint_file import read_checkpoint
+
+    return is_vosuite_checkpoint(read_checkpoint(Path(checkpoint)))

@@ -97,8 +97,9 @@ class Segmenter:
             ``"rs2s"`` (argmax against a constant 0.5 background); an InputError for DeAOT.
         progress: draw progress bars (on a terminal).
         console: where reports go (default: stdout).
-        runtime: ``"eager"`` (PyTorch) or ``"onnx"``: DeAOT's encoder and decoder in ONNX Runtime
-            (:mod:`vosuite.onnx.runtime`; same outputs within 1e-5, the optional ``onnxruntime``).
+        runtime: ``"eager"`` (PyTorch) or ``"onnx"``: DeAOT's encoder and decoder (S2S: encoder,
+            recurrent step and initial state) in ONNX Runtime (:mod:`vosuite.onnx.runtime`; the
+            same outputs within 1e-5; the optional ``onnxruntime``).
         onnx_dir: with ``runtime="onnx"``, a ``vosuite export onnx`` folder of this model (default:
             exported on the fly to a temporary folder).
 

@@ -28,7 +28,21 @@ def serve(host: str = "127.0.0.1", port: int = 7860, work_dir: Path | None = Non
 
     from vosuite.app.server import create_app
 
-    if work_dir is not None and not Path(work_dir).is_dir():
-        raise InputError(f"--work-dir {work_dir}: no such folder")
-    app = create_app(work_dir, max_upload_mb=max_upload_mb, max_frames=max_frames)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    _check_port_free(host, port)
+    app = create_app(work_dir, max_upload_mb=max_upload_mb, max_frames=max_frames, host=host)
+    print(f"vosuite app: open http://{host}:{port}/ in a browser (Ctrl+C stops it)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        app.state.store.shutdown()  # also when uvicorn exits early: no session root left behind
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """An InputError naming ``--port`` (or ``--host``) when the server could not listen there."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise InputError(f"--port {port} on --host {host}: cannot listen there ({error.strerror or error})") from None

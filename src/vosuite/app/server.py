@@ -1,12 +1,15 @@
 """The web server of ``vosuite app`` (FastAPI): a page (``static/``) and a small JSON / bytes API.
 
-Each browser gets a session (a cookie) with its own work folder under a temporary root
-(:class:`vosuite.app.session.AppSession`); a session ends when the page closes (the page posts
-``/api/session/close``), after ``session_ttl_s`` without a request, or when the server stops, and
-its folder goes with it. Bad input (a file that is no video, an empty mask, a mask of another size,
-a model without weights, ...) answers 400 with ``{"error": "one line"}``, which the page shows; the
-server keeps running.
-
+Each page load gets its own session, with its own work folder under a temporary root
+(:class:`vosuite.app.session.AppSession`): the page carries the session's random id (in the page
+itself, sent back as ``?session=`` or the ``X-Vosuite-Session`` header), so two tabs never share a
+session and a reload's close of the old page cannot end the new one. A session ends when its page
+closes (the page posts ``/api/session/close``), after ``session_ttl_s`` without a request (checked
+at each request), or when the server stops, and its folder goes with it. Only requests addressed to
+``127.0.0.1`` / ``localhost`` (or the host the server binds) are served: a web page that rebinds its
+own domain to this machine gets a 400, not the user's files. Bad input (a file that is no video, an
+empty mask, a mask of another size, a model without weights, ...) answers 400 with ``{"error": "one
+line"}``, which the page shows; the server keeps running.
 API (every path under ``/api``; ``{i}`` a frame index):
 
     GET  models                       the registry's models for the two menus, the DAVIS palette
@@ -30,6 +33,7 @@ API (every path under ``/api``; ``{i}`` a frame index):
 from __future__ import annotations
 
 import contextlib
+import html
 import secrets
 import shutil
 import tempfile
@@ -41,17 +45,18 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from vosuite.app.jobs import Job, discovery_job, propagation_job
 from vosuite.app.session import AppSession
 from vosuite.errors import InputError
+from vosuite.registry import DEFAULT_MODEL
 
 STATIC = Path(__file__).with_name("static")
-COOKIE = "vosuite_session"
-RUNTIMES = ("eager", "onnx")
-CHUNK = 1 << 20
+SESSION_PARAM, SESSION_HEADER = "session", "X-Vosuite-Session"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "testserver")  # testserver: FastAPI's test client
 
 
 class SessionStore:
@@ -63,17 +68,21 @@ class SessionStore:
         self.sessions: dict[str, AppSession] = {}
         self._lock = threading.Lock()
 
-    def get(self, session_id: str | None, create: bool = False) -> AppSession | None:
+    def get(self, session_id: str | None) -> AppSession | None:
         self.expire()
         with self._lock:
             session = self.sessions.get(session_id or "")
-            if session is None and create:
-                session_id = secrets.token_urlsafe(16)
-                session = self.sessions[session_id] = AppSession(self.root / session_id)
-                session.folder.mkdir()
-                session.id = session_id
         if session is not None:
             session.last_seen = time.monotonic()
+        return session
+
+    def create(self) -> AppSession:
+        self.expire()
+        with self._lock:
+            session_id = secrets.token_urlsafe(16)
+            session = self.sessions[session_id] = AppSession(self.root / session_id)
+            session.folder.mkdir()
+            session.id = session_id
         return session
 
     def close(self, session_id: str) -> None:
@@ -97,9 +106,9 @@ class SessionStore:
 
 
 def _end(session: AppSession) -> None:
+    session.remove()  # first: a job still writing fails at its next mask instead of recreating the folder
     if session.job is not None:
         session.job.stop(timeout=30)
-    session.remove()
 
 
 class ModelCache:
@@ -123,8 +132,19 @@ class ModelCache:
 
 
 def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_frames: int = 10_000,
-               session_ttl_s: float = 3600.0) -> FastAPI:
-    store, models = SessionStore(work_dir, session_ttl_s), ModelCache()
+               session_ttl_s: float = 3600.0, host: str = "127.0.0.1") -> FastAPI:
+    if max_upload_mb <= 0:
+        raise InputError(f"--max-upload-mb must be positive, got {max_upload_mb:g}")
+    if max_frames <= 0:
+        raise InputError(f"--max-frames must be positive, got {max_frames}")
+    if work_dir is not None and not Path(work_dir).is_dir():
+        raise InputError(f"--work-dir {work_dir}: no such folder")
+    try:
+        store = SessionStore(work_dir, session_ttl_s)
+    except OSError as error:
+        raise InputError(f"--work-dir {work_dir or tempfile.gettempdir()}: cannot create a folder there "
+                         f"({error.strerror or error})") from None
+    models = ModelCache()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -132,6 +152,7 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         store.shutdown()
 
     app = FastAPI(title="vosuite", lifespan=lifespan)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted({*LOCAL_HOSTS, host}))
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -140,17 +161,16 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         return JSONResponse({"error": str(error)}, status_code=400)
 
     def session_of(request: Request) -> AppSession:
-        session = store.get(request.cookies.get(COOKIE))
+        session = store.get(session_id_of(request))
         if session is None:
             raise InputError("this page's session has ended: reload the page")
         return session
 
     @app.get("/")
-    def index(request: Request) -> Response:
-        session = store.get(request.cookies.get(COOKIE), create=True)
-        response = FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
-        response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict")
-        return response
+    def index() -> Response:
+        session = store.create()  # every page load: its own session
+        page = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{SESSION}}", html.escape(session.id))
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/models")
     def list_models_for_menus() -> dict:
@@ -163,8 +183,7 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         declared = int(request.headers.get("content-length") or 0)
         if declared > limit:
             raise InputError(f"{name}: {declared / 2**20:.0f} MB is over the upload limit of {max_upload_mb:g} MB")
-        upload = session.folder / "upload" / Path(name).name
-        upload.parent.mkdir(exist_ok=True)
+        upload = Path(tempfile.mkdtemp(prefix="upload-", dir=session.folder)) / _file_name(name, "video.mp4")
         try:
             received = 0
             with open(upload, "wb") as file:
@@ -180,8 +199,10 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
             shutil.rmtree(upload.parent, ignore_errors=True)
 
     def _opened(session: AppSession, source: Path, name: str | None = None) -> dict:
-        _stop_job(session)
-        video = session.open_video(source, name, max_frames=max_frames)
+        with session.start_lock:
+            _stop_job(session)
+            _refuse_if_running(session)  # a job that did not stop must not write into the next video
+            video = session.open_video(source, name, max_frames=max_frames)
         return {"video": video.__dict__}
 
     @app.post("/api/open/path")
@@ -228,8 +249,7 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         data = await request.body()
         if len(data) > 64 * 2**20:
             raise InputError(f"{name}: a mask PNG over 64 MB")
-        folder = session.folder / "upload"
-        folder.mkdir(exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=session.folder))
         png = folder / "mask.png"
         try:
             png.write_bytes(data)
@@ -250,23 +270,25 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
     @app.post("/api/propagate")
     def propagate(request: Request, body: dict) -> dict:
         session = session_of(request)
-        _refuse_if_running(session)
-        name, runtime = str(body.get("model") or "deaot-t-deform"), str(body.get("runtime") or "eager")
-        if runtime not in RUNTIMES:
-            raise InputError(f"runtime {runtime!r}: choose eager or onnx")
-        segmenter = models.get(("segment", name, runtime), lambda: _segmenter(name, runtime))
-        session.job = propagation_job(session, segmenter, int(body.get("frame", 0)),
-                                      str(body.get("direction", "forward")))
+        name, runtime = str(body.get("model") or DEFAULT_MODEL), str(body.get("runtime") or "eager")
+        if runtime not in runtimes():
+            raise InputError(f"runtime {runtime!r}: choose {' or '.join(runtimes())}")
+        frame = _integer(body.get("frame", 0), "frame")
+        with session.start_lock:  # from the check to the new job: a double click starts one job
+            _refuse_if_running(session)
+            segmenter = models.get(("segment", name, runtime), lambda: _segmenter(name, runtime))
+            session.job = propagation_job(session, segmenter, frame, str(body.get("direction", "forward")))
         return {"job": session.job.status.as_dict()}
 
     @app.post("/api/discover")
     def discover(request: Request, body: dict) -> dict:
         session = session_of(request)
-        _refuse_if_running(session)
         session.require_video()
         name = str(body.get("model") or "motion-saliency")
-        discoverer = models.get(("discover", name), lambda: _discoverer(name))
-        session.job = discovery_job(session, discoverer)
+        with session.start_lock:
+            _refuse_if_running(session)
+            discoverer = models.get(("discover", name), lambda: _discoverer(name))
+            session.job = discovery_job(session, discoverer)
         return {"job": session.job.status.as_dict()}
 
     @app.post("/api/stop")
@@ -290,10 +312,37 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
 
     @app.post("/api/session/close")
     def close_session(request: Request) -> dict:
-        store.close(request.cookies.get(COOKIE) or "")
+        store.close(session_id_of(request) or "")
         return {"closed": True}
 
     return app
+
+
+def session_id_of(request: Request) -> str | None:
+    """The session a request belongs to: ``?session=`` (frames, downloads, the close beacon) or the
+    ``X-Vosuite-Session`` header."""
+    return request.query_params.get(SESSION_PARAM) or request.headers.get(SESSION_HEADER)
+
+
+def runtimes() -> tuple[str, ...]:
+    from vosuite.onnx.runtime import RUNTIMES
+
+    return RUNTIMES
+
+
+def _integer(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InputError(f"{what} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{what} must be an integer, got {value!r}") from None
+
+
+def _file_name(name: str, default: str) -> str:
+    """The last part of an uploaded file's name, or ``default`` for names such as ``""`` and ``..``."""
+    last = Path(name).name
+    return last if last not in ("", ".", "..") else default
 
 
 def _refuse_if_running(session: AppSession) -> None:
@@ -329,8 +378,9 @@ def _discoverer(name: str):
     if model_task_of(name) != "unsupervised":
         raise InputError(f"{spec.name} follows given masks: use Propagate")
     if spec.trained and not spec.ships_weights:
-        raise InputError(f"no weights for {spec.name} ship with vosuite: train one (`vosuite train`) and use "
-                         "`vosuite discover --checkpoint`")
+        from vosuite.inference.weights import missing_weights_message
+
+        raise InputError(missing_weights_message(spec.name))
     return Discoverer(spec.name, progress=False)
 
 
@@ -346,7 +396,7 @@ def model_menus() -> dict:
     from vosuite.io.masks import davis_palette
     from vosuite.registry import DEFAULT_MODEL, MODELS, list_models, model_task
 
-    menus: dict[str, list] = {"propagate": [], "discover": [], "default": DEFAULT_MODEL, "runtimes": list(RUNTIMES),
+    menus: dict[str, list] = {"propagate": [], "discover": [], "default": DEFAULT_MODEL, "runtimes": list(runtimes()),
                               "palette": davis_palette().tolist()}
     for name in list_models():
         spec = MODELS[name]

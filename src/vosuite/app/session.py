@@ -7,7 +7,7 @@ Layout of a session folder (created by vosuite, removed with the session)::
         frames/00000.jpg ...       the video's frames, extracted once (streamed from disk afterwards)
         annotations/00000.png ...  masks the user drew or imported (palette PNGs, object ids)
         masks/00000.png ...        masks vosuite propagated (palette PNGs)
-        upload/                    an uploaded file while its frames are extracted
+        upload-*/                  an uploaded file (one folder per request) while it is read
         exports/                   masks.zip and overlay.mp4 for download
 
 Nothing is held in memory per frame: the browser asks for one frame and one mask at a time.
@@ -44,16 +44,24 @@ class VideoInfo:
     fps: float
 
 
+class SessionClosed(InputError):
+    """A job wrote to a session that has ended (its folder is gone)."""
+
+
 @dataclass
 class AppSession:
-    """A session's files. ``lock`` guards the folders against a job writing while a request reads."""
+    """A session's files. ``lock`` guards the folders against a job writing while a request reads;
+    ``start_lock`` makes checking for a running job and starting the next one (or opening another
+    video) one step; once ``closed``, nothing more is written."""
 
     folder: Path
     id: str = ""
     video: VideoInfo | None = None
     last_seen: float = field(default_factory=time.monotonic)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    start_lock: threading.Lock = field(default_factory=threading.Lock)
     job: object | None = None  # the running or last vosuite.app.jobs.Job
+    closed: bool = False
 
     @property
     def frames_dir(self) -> Path:
@@ -131,8 +139,12 @@ class AppSession:
             write_mask(self.annotations_dir / frame_name(self.frame_index(index), "png"), labels)
 
     def import_annotation(self, index: int, png: Path) -> np.ndarray:
-        """A mask PNG (palette or grey ids, DAVIS style) becomes frame ``index``'s annotation."""
-        labels = read_mask(png)
+        """A mask PNG (palette, grey or RGB ids; a 0/255 mask is one object, as DAVIS-2016 stores
+        them; ids up to 254) becomes frame ``index``'s annotation."""
+        from vosuite.inference.prompts import read_prompt_mask
+
+        video = self.require_video()
+        labels = read_prompt_mask(png, (video.height, video.width))
         self.set_annotation(index, labels)
         return labels
 
@@ -156,6 +168,8 @@ class AppSession:
 
     def write_result(self, index: int, labels: np.ndarray) -> None:
         with self.lock:
+            if self.closed:
+                raise SessionClosed("the session has ended")
             write_mask(self.masks_dir / frame_name(index, "png"), labels)
 
     def propagated_frames(self) -> int:
@@ -188,8 +202,10 @@ class AppSession:
         return out
 
     def remove(self) -> None:
-        """Delete the session folder (vosuite created all of it)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete the session folder (vosuite created all of it); later writes are refused."""
+        with self.lock:
+            self.closed = True
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def frame_name(index: int, extension: str) -> str:

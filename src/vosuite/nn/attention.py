@@ -313,9 +313,10 @@ class LocalGatedPropagation(nn.Module):
 
     def _padding_mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         key = (h, w, device)
-        if self._mask_cache is None or self._mask_cache[0] != key:
-            self._mask_cache = (key, window_padding_mask(h, w, self.max_dis, device))
-        return self._mask_cache[1]
+        cached = self._mask_cache  # read once: another thread (the app's jobs) may swap it meanwhile
+        if cached is None or cached[0] != key:
+            cached = self._mask_cache = (key, window_padding_mask(h, w, self.max_dis, device))
+        return cached[1]
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, u: torch.Tensor,
                 size_2d: tuple[int, int]) -> torch.Tensor:

@@ -160,7 +160,8 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, input
 
 @torch.no_grad()
 def export_deaot(model: DeAOT, out_dir: str | Path, overwrite: bool = False) -> OnnxExport:
-    """Write the encoder and decoder graphs of ``model`` (eval mode, CPU, float32) to ``out_dir``."""
+    """Write the encoder, propagation and decoder graphs of ``model`` (eval mode, CPU, float32) and
+    the manifest to ``out_dir``."""
     if not isinstance(model, DeAOT):
         raise InputError(f"{getattr(getattr(model, 'cfg', None), 'name', model)}: ONNX export covers the DeAOT "
                          "and S2S families, not this network")
@@ -190,8 +191,21 @@ def _write_manifest(model: nn.Module, export: OnnxExport, family: str) -> None:
     manifest = {"format": FORMAT, "version": 1,
                 "model": {"name": model.cfg.name, "family": family, "config": dataclasses.asdict(model.cfg)},
                 "default_size": model.default_size, "opset": OPSET, "torch": torch.__version__,
+                "weights_sha256": weights_digest(model),
                 "graphs": {p.name: {"sha256": _sha256(p)} for p in export.graphs.values()}}
     write_text_atomic(export.manifest, json.dumps(manifest, indent=1))
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over the network's state dict (names, dtypes, shapes and values, in order): which
+    weights an export holds, so the runtime refuses an export of other weights of the same network
+    (``deaot-t-deform``, ``-kd`` and ``-sup`` share one network)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def _export_propagation(model: DeAOT, feat16: torch.Tensor, own: list[LayerMemory], path: Path) -> None:
@@ -298,7 +312,7 @@ def quantize_encoder(export: OnnxExport, model: DeAOT, calibration: list[Path], 
     """Replace the export's encoder by a static int8 one (QDQ: int8 weights per channel, uint8
     activations), calibrated on ``calibration`` frames (image files) preprocessed as at inference
     (``size``: default the model's). Measured on the shipped student: the encoder runs 2.3x
-    faster and DAVIS-16 val-dev J&F moves from 0.5517 to 0.5515 (docs/benchmarks.md)."""
+    faster and DAVIS-16 val-dev J&F moves from 0.5517 (float32 export) to 0.5524 (docs/benchmarks.md)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -329,6 +343,20 @@ def quantize_encoder(export: OnnxExport, model: DeAOT, calibration: list[Path], 
     manifest["graphs"]["encoder.onnx"] = {"sha256": _sha256(export.encoder), "int8": True,
                                           "calibration_frames": len(calibration)}
     write_text_atomic(export.manifest, json.dumps(manifest, indent=1))
+
+
+#: The frame of each video that calibrates a static int8 encoder (the last when a video is shorter).
+CALIBRATION_FRAME = 10
+
+
+def calibration_frames(folder: str | Path) -> list[Path]:
+    """Calibration images for :func:`quantize_encoder`: frame :data:`CALIBRATION_FRAME` (in name
+    order) of every frame folder (JPEG) inside ``folder``; InputError when ``folder`` is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--calibration {folder}: no such folder")
+    frames_per_video = (sorted(video.glob("*.jpg")) for video in sorted(folder.iterdir()) if video.is_dir())
+    return [frames[min(CALIBRATION_FRAME, len(frames) - 1)] for frames in frames_per_video if frames]
 
 
 def read_manifest(folder: str | Path) -> dict:

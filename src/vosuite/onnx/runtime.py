@@ -25,7 +25,7 @@ from vosuite.errors import InputError
 from vosuite.models.deaot import DeAOT
 from vosuite.models.s2s import S2S, S2SOutput, S2SState
 from vosuite.nn.gpm import LayerCurrent, LayerMemory
-from vosuite.onnx.export import export_model, memory_input_names, read_manifest, state_names
+from vosuite.onnx.export import export_model, memory_input_names, read_manifest, state_names, weights_digest
 
 RUNTIMES = ("eager", "onnx")
 INSTALL_HINT = "pip install 'vosuite[onnx]' (or: pip install onnx onnxruntime)"
@@ -170,6 +170,10 @@ def _export_folder(model: torch.nn.Module, export_dir: str | Path | None
     manifest = read_manifest(export_dir)
     if manifest["model"]["name"] != model.cfg.name:
         raise InputError(f"{export_dir}: an export of {manifest['model']['name']}, not {model.cfg.name}")
+    recorded = manifest.get("weights_sha256")  # absent in exports of vosuite before it was recorded
+    if recorded is not None and recorded != weights_digest(model):
+        raise InputError(f"{export_dir}: an export of other weights of {model.cfg.name} (export it again from "
+                         "these weights: vosuite export onnx --model NAME / --checkpoint PATH)")
     return temporary, Path(export_dir)
 
 

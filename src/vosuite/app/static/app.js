@@ -3,6 +3,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// this page's own session (a fresh one per page load, so tabs and reloads never share or end another's)
+const SESSION = document.querySelector('meta[name="vosuite-session"]').content;
+const withSession = (path) => `${path}${path.includes("?") ? "&" : "?"}session=${encodeURIComponent(SESSION)}`;
 const state = {
   video: null,          // {name, num_frames, height, width, fps}
   frame: 0,
@@ -27,7 +30,7 @@ function say(text, kind = "info") {
 }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = await fetch(withSession(path), options);
   if (!response.ok) {
     let text = `${response.status} ${response.statusText}`;
     try { text = (await response.json()).error || text; } catch (e) { /* not JSON */ }
@@ -136,7 +139,7 @@ function loadImage(url) {
     const image = new Image();
     image.onload = () => resolve(image);
     image.onerror = () => reject(new Error(`could not load ${url}`));
-    image.src = url;
+    image.src = withSession(url);
   });
 }
 
@@ -318,7 +321,8 @@ async function poll() {
   const status = await json("/api/status");
   const job = status.job;
   showJob(job);
-  if (job && $("follow").checked && job.latest !== null && job.latest !== state.frame) {
+  // never throw away a mask being edited: the live view pauses while there are unsaved edits
+  if (job && $("follow").checked && !state.dirty && job.latest !== null && job.latest !== state.frame) {
     await showFrame(job.latest);
   }
   if (!job || job.state !== "running") {
@@ -327,7 +331,7 @@ async function poll() {
     if (job && job.state === "failed") say(job.error, "error");
     else if (job) {
       say(`${job.kind} ${job.state}: ${job.done} frames at ${job.fps} fps`);
-      await showFrame(state.frame);
+      await showFrame(state.frame, state.dirty);
     }
   }
 }
@@ -342,6 +346,24 @@ function showJob(job) {
   $("progress").value = job.done;
   $("job-text").textContent = `${job.kind}: ${job.state}, ${job.done} / ${job.total} frames, ${job.fps} fps`;
   $("job-text").dataset.state = job.state;
+}
+
+// Downloads go through api(), so a refusal (no video, a job running) is shown, never saved as the file.
+async function download(event) {
+  event.preventDefault();
+  if (!state.video) throw new Error("open a video first");
+  const link = event.currentTarget;
+  say(`preparing ${link.dataset.file} ...`);
+  const response = await api(link.getAttribute("href"));
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const name = (disposition.match(/filename="?([^";]+)"?/) || [null, link.dataset.file])[1];
+  const url = URL.createObjectURL(await response.blob());
+  const anchor = document.createElement("a");
+  anchor.href = url;
+  anchor.download = name;
+  anchor.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  say(`downloaded ${name}`);
 }
 
 async function stop() {
@@ -376,12 +398,10 @@ function wire() {
   view.addEventListener("pointerleave", pointerUp);
   view.addEventListener("dblclick", closePolygon);
   for (const link of ["download-masks", "download-overlay"]) {
-    $(link).addEventListener("click", (event) => {
-      if (!state.video) { event.preventDefault(); say("open a video first", "error"); }
-    });
+    $(link).addEventListener("click", guard(download));
   }
   window.addEventListener("resize", fitCanvas);
-  window.addEventListener("pagehide", () => navigator.sendBeacon("/api/session/close"));
+  window.addEventListener("pagehide", () => navigator.sendBeacon(withSession("/api/session/close")));
 }
 
 wire();
