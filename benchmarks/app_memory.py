@@ -33,7 +33,7 @@ def main() -> None:
     import torch
     from fastapi.testclient import TestClient
 
-    from vosuite.app.server import create_app
+    from vosuite.app.server import SESSION_HEADER, create_app, page_session
     from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
     from vosuite.io.masks import read_mask
 
@@ -43,7 +43,7 @@ def main() -> None:
         root = write_clip(Path(tmp) / "clip", SyntheticClipConfig(num_frames=args.frames, height=height, width=width))
         first = read_mask(root / "Annotations" / "shapes" / "00000.png")
         with TestClient(create_app(Path(tmp))) as client:
-            client.get("/")
+            client.headers[SESSION_HEADER] = page_session(client.get("/").text)
             started = time.perf_counter()
             client.post("/api/open/path", json={"path": str(root / "JPEGImages" / "shapes")}).raise_for_status()
             opened = time.perf_counter() - started

@@ -5,7 +5,6 @@ objects, download; bad input answers one line and the server keeps working; sess
 from __future__ import annotations
 
 import io
-import re
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from conftest import box_mask, write_box_clip  # noqa: E402
-from vosuite.app.server import SESSION_HEADER, create_app  # noqa: E402
+from vosuite.app.server import SESSION_HEADER, create_app, page_session  # noqa: E402
 from vosuite.cli import main  # noqa: E402
 from vosuite.errors import InputError  # noqa: E402
 
@@ -46,9 +45,7 @@ def _page_session(client: TestClient) -> str:
     """Load the page (a new session each time) and read its session id as the page's script does."""
     page = client.get("/")
     assert page.status_code == 200
-    found = re.search(r'<meta name="vosuite-session" content="([^"]+)">', page.text)
-    assert found is not None
-    return found.group(1)
+    return page_session(page.text)
 
 
 def _wait(client: TestClient, timeout: float = 120) -> dict:

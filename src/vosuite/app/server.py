@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import re
 import secrets
 import shutil
 import tempfile
@@ -322,6 +323,14 @@ def session_id_of(request: Request) -> str | None:
     """The session a request belongs to: ``?session=`` (frames, downloads, the close beacon) or the
     ``X-Vosuite-Session`` header."""
     return request.query_params.get(SESSION_PARAM) or request.headers.get(SESSION_HEADER)
+
+
+def page_session(page: str) -> str:
+    """The session id a served page carries (what its script sends back): for API clients."""
+    found = re.search(r'<meta name="vosuite-session" content="([^"]+)">', page)
+    if found is None:
+        raise InputError("not a vosuite app page (no session id)")
+    return html.unescape(found.group(1))
 
 
 def runtimes() -> tuple[str, ...]:
