@@ -45,6 +45,9 @@ class ModelSection:
     init_from: str | None = None
     init_prefixes: tuple[str, ...] = ()  # only names under these prefixes; empty: every match
     encoder_freeze_at: int = 2  # TRAIN_ENCODER_FREEZE_AT: 1 = stem, 2 = stem + first stage frozen
+    # parameters under these name prefixes never train (DeAOT), e.g. [encoder.] to fine-tune the rest of
+    # a shipped model: its file can then share the frozen tensors (vosuite convert half --share-from)
+    frozen_prefixes: tuple[str, ...] = ()
     # "frozen": the encoder's norms keep their loaded statistics (aot-benchmark MODEL_FREEZE_BN);
     # "batch": trainable batch norms (from-scratch training), frozen back into the inference layout
     encoder_norm: str = "frozen"

@@ -67,6 +67,20 @@ def freeze_encoder(model: DeAOT, freeze_at: int) -> int:
     return count
 
 
+def freeze_prefixes(model: DeAOT, prefixes: tuple[str, ...]) -> int:
+    """Stop gradients of every parameter whose name starts with one of ``prefixes`` (``model.frozen_prefixes``);
+    an InputError when a prefix matches none. Returns the number of frozen tensors."""
+    count = 0
+    for prefix in prefixes:
+        matched = [param for name, param in model.named_parameters() if name.startswith(prefix)]
+        if not matched:
+            raise InputError(f"model.frozen_prefixes: no parameter of {model.cfg.name} starts with {prefix!r}")
+        for param in matched:
+            param.requires_grad_(False)
+        count += len(matched)
+    return count
+
+
 def build_trainable_deaot(config) -> DeAOT:
     """The ``model`` section's DeAOT variant (with its initial weights and ``init_from``), encoder stages frozen
     (``encoder_freeze_at``), batch norms trainable with ``encoder_norm: batch``, in train mode."""
@@ -76,6 +90,7 @@ def build_trainable_deaot(config) -> DeAOT:
         print(f"model.init_from {config.model.init_from}: {len(report.copied)} tensors, "
               f"{report.fraction:.0%} of the weights", file=sys.stderr, flush=True)
     freeze_encoder(model, config.model.encoder_freeze_at)
+    freeze_prefixes(model, tuple(config.model.frozen_prefixes))
     if config.model.encoder_norm == "batch":
         thaw_batch_norm(model.encoder)
     return model.train()
