@@ -37,13 +37,15 @@ def chair_dataset(folder: Path) -> Path:
     return folder
 
 
-def score(model: str, checkpoint: str | None, dataset: str, root: Path, split: str | None) -> dict[str, float]:
+def score(model: str, checkpoint: str | None, dataset: str, root: Path, split: str | None,
+          size: int | None = None) -> dict[str, float]:
+    """The evaluator's scores of one model (``size``: internal resolution, default the model's)."""
     from types import SimpleNamespace
 
     from vosuite.segment import Segmenter
     from vosuite.training.validation import score_model
 
-    segmenter = Segmenter(model=model, checkpoint=checkpoint, progress=False)
+    segmenter = Segmenter(model=model, checkpoint=checkpoint, size=size, progress=False)
     val = SimpleNamespace(dataset=dataset, root=str(root), split=split, videos=[], size=segmenter.size)
     return score_model(segmenter.model, val)
 

@@ -196,6 +196,11 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     half.add_argument("--int8-keep", action="append", default=[], metavar="PREFIX",
                       help="with --int8: tensors whose names start with PREFIX stay float16 (repeat for more; the "
                            "shipped students keep encoder.)")
+    half.add_argument("--share-from", metavar="NAME",
+                      help="do not store the tensors under --share-prefix: loading takes them from this registered "
+                           "model's shipped weights (they must be equal: frozen in training, model.frozen_prefixes)")
+    half.add_argument("--share-prefix", action="append", default=[], metavar="PREFIX",
+                      help="with --share-from: a tensor name prefix to share, e.g. encoder. (repeat for more)")
     half.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     dino = kinds.add_parser("dino", help="an official DINO ViT checkpoint (backbone or full training file)",
                             description="Convert a DINO checkpoint (backbone state dict, or a training checkpoint "
@@ -440,8 +445,11 @@ def _run_convert(args: argparse.Namespace) -> int:
     if args.kind == "half":
         if args.int8_keep and not args.int8:
             raise VosuiteError("--int8-keep applies to --int8")
+        if args.share_prefix and not args.share_from:
+            raise VosuiteError("--share-prefix applies to --share-from")
         out = half_checkpoint(args.checkpoint, args.out, inference_size=args.size, overwrite=args.overwrite,
-                              int8=args.int8, int8_keep=tuple(args.int8_keep))
+                              int8=args.int8, int8_keep=tuple(args.int8_keep), share_from=args.share_from,
+                              share_prefixes=tuple(args.share_prefix))
         print(f"wrote {out}: {'int8 + ' if args.int8 else ''}float16, {out.stat().st_size / 2**20:.1f} MiB")
         return 0
     report = convert_aot(args.checkpoint, args.out, model=args.model, overwrite=args.overwrite)

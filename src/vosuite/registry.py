@@ -412,7 +412,7 @@ _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "
 _TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
 #: The weights that ship (sha256 checked on load): the default student (float16), the teacher and
 #: the distillation experiment's two students (int8 weights, float16 scales).
-_SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "bf5fe394410e668342f320f41b75ce2c5ff2f832ba2733da917a6938dbae21bc"),
+_SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "9354e9a033457c1962fdbeb0dc8a2c0857d00765eaa3b6406c99203201eb53bf"),
             "deaot-l": ("deaot-l.pt", "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46"),
             "deaot-t-deform-kd": ("deaot-t-deform-kd.pt",
                                   "312336994dc9f67438f7f39ff5512c0db39557c0e435fff5b7bc104c12d7a0cd"),

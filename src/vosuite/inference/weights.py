@@ -12,7 +12,9 @@ A vosuite checkpoint is a plain dict, loaded with ``torch.load(weights_only=True
                "config": {...DeAOTConfig fields...}},
      "inference": {"size": 240},   # optional: the internal resolution the weights were trained for
      "state_dict": {...},           # float32, or float16 for shipped weights (cast up on load)
-     "int8_weights": {...}}         # optional: large weights as int8 (vosuite.io.weight_quantization)
+     "int8_weights": {...},         # optional: large weights as int8 (vosuite.io.weight_quantization)
+     "shared_weights": {...}}       # optional: frozen tensors kept in another shipped model's file
+                                    # (vosuite.io.shared_weights)
 
 ``--checkpoint`` also accepts aot-benchmark checkpoints (plain state dicts, ``state_dict`` /
 ``ema`` wrappers, ``module.`` prefixes); ``vosuite convert aot`` turns them into the format above.
@@ -136,7 +138,8 @@ def _load_model(model: str | None = None, checkpoint: str | Path | None = None) 
             raise InputError(f"{path} holds {cfg.name} weights, not {get_spec(model).network_name} "
                              "(drop --model or pass the matching checkpoint)")
         net = network(cfg)
-        state = extract_state_dict(obj if "int8_weights" in obj else obj.get("state_dict"), str(path))
+        packed = "int8_weights" in obj or "shared_weights" in obj
+        state = extract_state_dict(obj if packed else obj.get("state_dict"), str(path))
         load_state_dict_strict(net, state, str(path))
         net.default_size = _inference_size(obj.get("inference"), path)
         return net.eval()
@@ -154,13 +157,16 @@ def _inference_size(info: object, path: Path) -> int | None:
 
 
 def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | None = None,
-                    dtype: torch.dtype | None = None, int8: bool = False, int8_keep: tuple[str, ...] = ()) -> Path:
+                    dtype: torch.dtype | None = None, int8: bool = False, int8_keep: tuple[str, ...] = (),
+                    share_from: str | None = None, share_prefixes: tuple[str, ...] = ()) -> Path:
     """Write ``model`` as a vosuite checkpoint, atomically. ``inference_size``: the internal
     resolution the weights were trained for (the default ``--size`` of whoever loads them);
     ``dtype``: cast floating tensors (``torch.float16`` halves a shipped file); ``int8``: store
     convolution and linear weights as int8 per output channel, the rest float16
     (:mod:`vosuite.io.weight_quantization`; halves a float16 file again) but for the tensors
-    whose names start with a prefix in ``int8_keep``."""
+    whose names start with a prefix in ``int8_keep``; ``share_from``: the tensors under
+    ``share_prefixes`` are not stored but taken from that registered model's packaged weights when
+    loading (:mod:`vosuite.io.shared_weights`; they must equal them exactly)."""
     out = Path(out)
     size = inference_size if inference_size is not None else getattr(model, "default_size", None)
     payload = {
@@ -168,10 +174,15 @@ def save_checkpoint(model: DeAOT | S2S, out: str | Path, inference_size: int | N
         "version": CHECKPOINT_VERSION,
         "model": {"name": model.cfg.name, "family": family_of(model).name, "config": dataclasses.asdict(model.cfg)},
         "inference": {"size": size},
-        "state_dict": {k: _cast(v.detach().clone(), dtype) for k, v in model.state_dict().items()},
     }
+    state = model.state_dict()
+    if share_from is not None:
+        from vosuite.io.shared_weights import split_shared
+
+        state, payload["shared_weights"] = split_shared(state, share_from, share_prefixes)
+    payload["state_dict"] = {k: _cast(v.detach().clone(), dtype) for k, v in state.items()}
     if int8:  # quantised from the model's own (not the cast) values
-        payload["state_dict"], payload["int8_weights"] = quantize_state_dict(model.state_dict(), int8_keep)
+        payload["state_dict"], payload["int8_weights"] = quantize_state_dict(state, int8_keep)
     with atomic_path(out, suffix=".pt") as tmp:
         torch.save(payload, tmp)
     return out
@@ -182,10 +193,12 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
 
 
 def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int | None = None,
-                    overwrite: bool = False, int8: bool = False, int8_keep: tuple[str, ...] = ()) -> Path:
+                    overwrite: bool = False, int8: bool = False, int8_keep: tuple[str, ...] = (),
+                    share_from: str | None = None, share_prefixes: tuple[str, ...] = ()) -> Path:
     """A vosuite checkpoint's float16 copy at ``out`` (the form shipped weights take), with
     ``inference_size`` recorded when given (else the checkpoint's); ``int8``: the large weights
-    as int8 but those under the ``int8_keep`` prefixes (see :func:`save_checkpoint`)."""
+    as int8 but those under the ``int8_keep`` prefixes; ``share_from`` / ``share_prefixes``: see
+    :func:`save_checkpoint`."""
     if inference_size is not None and inference_size <= 0:
         raise InputError(f"--size {inference_size}: must be a positive number of pixels")
     src, out = Path(checkpoint), Path(out)
@@ -194,7 +207,7 @@ def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int
     if not is_vosuite_checkpoint(read_checkpoint(src)):
         raise InputError(f"{src} is not a vosuite checkpoint (convert it first: `vosuite convert aot`)")
     return save_checkpoint(load_model(checkpoint=src), out, inference_size=inference_size, dtype=torch.float16,
-                           int8=int8, int8_keep=int8_keep)
+                           int8=int8, int8_keep=int8_keep, share_from=share_from, share_prefixes=share_prefixes)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,13 @@ def _preview(keys: list[str], limit: int = 4) -> str:
 def extract_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """The tensor dict inside ``obj``: unwraps ``{'state_dict': ...}`` / ``{'ema': ...}`` (nested
     too) and strips ``module.`` prefixes (DataParallel / DDP). A vosuite checkpoint's
-    ``int8_weights`` (:mod:`vosuite.io.weight_quantization`) are dequantised into it."""
+    ``int8_weights`` (:mod:`vosuite.io.weight_quantization`) are dequantised into it, and its
+    ``shared_weights`` (:mod:`vosuite.io.shared_weights`) taken from the other model's file."""
+    if isinstance(obj, Mapping) and "shared_weights" in obj:
+        from vosuite.io.shared_weights import merge_shared
+
+        own = extract_state_dict({k: v for k, v in obj.items() if k != "shared_weights"}, source)
+        return merge_shared(own, obj["shared_weights"], source)
     if isinstance(obj, Mapping) and "int8_weights" in obj:
         return merge_int8_weights(extract_state_dict(obj.get("state_dict"), source), obj["int8_weights"], source)
     while isinstance(obj, Mapping) and not any(torch.is_tensor(v) for v in obj.values()):

@@ -1,0 +1,69 @@
+"""Shipped weights that share frozen tensors with another shipped model's file.
+
+A variant fine-tuned with part of a shipped model frozen (``model.frozen_prefixes``, e.g. the
+fast student's ``encoder.``) need not store that part again. Its checkpoint then holds::
+
+    {"shared_weights": {"model": "deaot-t-deform", "sha256": <that file's sha256>,
+                        "prefixes": ["encoder."]}}
+
+and a state dict without the tensors under ``prefixes``; loading takes them from the named model's
+packaged weights, which must still be the file whose sha256 was recorded (a later re-release of
+that model would silently change this one). :func:`split_shared` checks, when writing, that the
+tensors left out are exactly the other model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from vosuite.errors import InputError
+
+
+def _named_weights(model_name: str) -> tuple[dict[str, torch.Tensor], str]:
+    """(the float32 state dict of a registered model's packaged weights, that file's sha256)."""
+    from vosuite.io.checkpoint_file import read_checkpoint
+    from vosuite.models.build import extract_state_dict
+    from vosuite.registry import file_sha256, get_spec, verify_weights
+
+    path = verify_weights(get_spec(model_name))
+    state = extract_state_dict(read_checkpoint(path), str(path))
+    return {name: t.float() if t.is_floating_point() else t for name, t in state.items()}, file_sha256(path)
+
+
+def split_shared(state: Mapping[str, torch.Tensor], model_name: str, prefixes: tuple[str, ...]
+                 ) -> tuple[dict[str, torch.Tensor], dict]:
+    """(``state`` without the tensors under ``prefixes``, the ``shared_weights`` entry). An
+    InputError when a left-out tensor is not bit-identical to ``model_name``'s (it trained)."""
+    if not prefixes:
+        raise InputError("--share-from needs at least one --share-prefix")
+    theirs, digest = _named_weights(model_name)
+    shared = [name for name in state if name.startswith(prefixes)]
+    if not shared:
+        raise InputError(f"--share-prefix {', '.join(prefixes)}: no tensor of the checkpoint starts with it")
+    for name in shared:
+        mine = state[name].detach().cpu()
+        other = theirs.get(name)
+        if other is None or other.shape != mine.shape or not torch.equal(other.to(mine.dtype), mine):
+            raise InputError(f"{name} differs from {model_name}'s: only tensors frozen in training can be shared")
+    rest = {name: t for name, t in state.items() if name not in shared}
+    return rest, {"model": model_name, "sha256": digest, "prefixes": list(prefixes)}
+
+
+def merge_shared(state: Mapping[str, torch.Tensor], entry: object, source: str) -> dict[str, torch.Tensor]:
+    """``state`` plus the tensors a ``shared_weights`` entry names, from the other model's file."""
+    if not (isinstance(entry, Mapping) and isinstance(entry.get("model"), str) and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("prefixes"), list) and entry["prefixes"]):
+        raise InputError(f"{source}: shared_weights is damaged (model, sha256 and prefixes expected)")
+    theirs, digest = _named_weights(entry["model"])
+    if digest != entry["sha256"]:
+        raise InputError(f"{source}: shares tensors with {entry['model']}'s weights of sha256 "
+                         f"{entry['sha256'][:12]}..., but the installed file is {digest[:12]}... "
+                         "(install the matching vosuite)")
+    prefixes = tuple(entry["prefixes"])
+    shared = {name: t for name, t in theirs.items() if name.startswith(prefixes)}
+    overlap = sorted(set(shared) & set(state))
+    if overlap:
+        raise InputError(f"{source}: {overlap[0]} is stored and shared at once")
+    return {**state, **shared}
