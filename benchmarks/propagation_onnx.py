@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     from vosuite.inference.weights import load_model
-    from vosuite.onnx.export import PropagationGraph, export_deaot, memory_input_names
+    from vosuite.onnx.export import PropagationGraph, export_deaot, memory_input_names, sample_memory_inputs
     from vosuite.onnx.runtime import _session
 
     torch.set_num_threads(args.threads)
@@ -46,11 +46,7 @@ def main() -> None:
         graph = PropagationGraph(model)
         print("| memory frames | eager ms | ONNX Runtime ms |\n|---:|---:|---:|")
         for frames in (1, 4):
-            memory = []
-            for layer in own:
-                short = layer.to_2d(tuple(feats[-1].shape[2:]))
-                memory += [*(t.repeat(frames, 1, 1) for t in (layer.key, layer.value, layer.id_value)),
-                           short.key, short.value, short.id_value]
+            memory = sample_memory_inputs(own, tuple(feats[-1].shape[2:]), frames)
             names = ["feat16", *memory_input_names(len(own))]
             feed = {n: t.numpy() for n, t in zip(names, (feats[-1], *memory), strict=True) if n in declared}
             eager = median_ms(lambda memory=memory: graph(feats[-1], *memory), args.repeats)

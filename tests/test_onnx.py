@@ -188,7 +188,7 @@ def test_the_propagation_graph_follows_any_size_and_memory_length(name: str, tmp
     sizes and memory lengths: the deformable grids and the window slots follow the input."""
     import onnxruntime
 
-    from vosuite.onnx.export import PropagationGraph, memory_input_names
+    from vosuite.onnx.export import PropagationGraph, memory_input_names, sample_memory_inputs
 
     torch.manual_seed(0)
     model = build(name).eval()
@@ -204,11 +204,7 @@ def test_the_propagation_graph_follows_any_size_and_memory_length(name: str, tmp
             label = torch.zeros(1, 1, height, width, dtype=torch.long)
             label[..., height // 3:height // 2, width // 3:width // 2] = 1
             _, _, own = model.propagate(feats[-1], ref_id_emb=model.id_embedding(model.one_hot(label)))
-            memory = []
-            for layer in own:
-                short = layer.to_2d(tuple(feats[-1].shape[2:]))
-                memory += [*(t.repeat(frames, 1, 1) for t in (layer.key, layer.value, layer.id_value)),
-                           short.key, short.value, short.id_value]
+            memory = sample_memory_inputs(own, tuple(feats[-1].shape[2:]), frames)
             eager = PropagationGraph(model)(feats[-1], *memory)
         names = ["feat16", *memory_input_names(len(own))]
         onnx_out = session.run(None, {n: t.numpy() for n, t in zip(names, (feats[-1], *memory), strict=True)

@@ -208,14 +208,20 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _export_propagation(model: DeAOT, feat16: torch.Tensor, own: list[LayerMemory], path: Path) -> None:
-    """The propagation graph, traced against two long-term frames of the sample frame's memory."""
-    size_2d = tuple(feat16.shape[2:])
+def sample_memory_inputs(own: list[LayerMemory], size_2d: tuple[int, int], frames: int) -> list[torch.Tensor]:
+    """The propagation graph's memory inputs (in :func:`memory_input_names` order) for a frame's own
+    memory ``own`` repeated as ``frames`` long-term frames, and itself as the short-term one."""
     memory = []
     for layer in own:
         short = layer.to_2d(size_2d)
-        memory += [layer.key.repeat(2, 1, 1), layer.value.repeat(2, 1, 1), layer.id_value.repeat(2, 1, 1),
+        memory += [*(t.repeat(frames, 1, 1) for t in (layer.key, layer.value, layer.id_value)),
                    short.key, short.value, short.id_value]
+    return memory
+
+
+def _export_propagation(model: DeAOT, feat16: torch.Tensor, own: list[LayerMemory], path: Path) -> None:
+    """The propagation graph, traced against two long-term frames of the sample frame's memory."""
+    memory = sample_memory_inputs(own, tuple(feat16.shape[2:]), 2)
     layers = len(own)
     names = memory_input_names(layers)
     axes = {"feat16": {2: "h16", 3: "w16"},
