@@ -4,6 +4,11 @@ unsupervised protocol (official per-sequence matching), and ms per frame (median
 
     python benchmarks/unsupervised_baselines.py --split val-dev            # ellipse, motion-saliency
     python benchmarks/unsupervised_baselines.py --split train --fit        # the ellipse's axes, on train
+    python benchmarks/unsupervised_baselines.py --models ellipse RUN/final.pt   # a trained bba model too
+
+A ``--models`` entry ending in ``.pt`` is a Betrayed-by-Attention checkpoint; its row adds the
+J&F of every proposal (``vosuite discover`` output, official per-sequence matching), next to
+the single-object output's.
 
 ``--fit`` scores a grid of ellipse semi-axes and prints the best (the shipped default,
 ``vosuite.inference.unsupervised_baselines.ELLIPSE_AXES``, came from this on DAVIS-16 train).
@@ -36,10 +41,12 @@ def score(videos: list[VideoRecord], predict) -> dict[str, float]:
     return {key: float(value) for key, value in scores.items()}
 
 
-def discoverer_predictions(discoverer: Discoverer, times: list[float]):
+def discoverer_predictions(discoverer: Discoverer, times: list[float], single_object: bool = True):
     def predict(video: VideoRecord) -> Iterator[tuple[str, np.ndarray]]:
         start, count = time.perf_counter(), 0
-        for index, labels in discoverer.single_object(video.frame_paths[0].parent):
+        frames = video.frame_paths[0].parent
+        output = discoverer.single_object(frames) if single_object else discoverer.discover(frames)
+        for index, labels in output:
             count += 1
             yield video.frame_paths[index].stem, labels
         times.append(1e3 * (time.perf_counter() - start) / max(count, 1))
@@ -80,12 +87,17 @@ def main() -> None:
 
 def report(videos: list[VideoRecord], title: str, models: list[str]) -> None:
     print(f"{title}, {len(videos)} videos, single-object output, unsupervised protocol")
-    print("| model | J-Mean | F-Mean | J&F-Mean | ms/frame |")
-    print("|---|---:|---:|---:|---:|")
+    print("| model | J-Mean | F-Mean | J&F-Mean | J&F, every proposal | ms/frame |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name in models:
+        checkpoint = name if name.endswith(".pt") else None
+        discoverer = Discoverer(None if checkpoint else name, checkpoint=checkpoint, progress=False)
         times: list[float] = []
-        scores = score(videos, discoverer_predictions(Discoverer(name, progress=False), times))
-        print(f"| {name} | {scores['J-Mean']:.3f} | {scores['F-Mean']:.3f} | {scores['J&F-Mean']:.3f} | "
+        scores = score(videos, discoverer_predictions(discoverer, times))
+        every = "-"
+        if checkpoint:
+            every = f"{score(videos, discoverer_predictions(discoverer, [], single_object=False))['J&F-Mean']:.3f}"
+        print(f"| {name} | {scores['J-Mean']:.3f} | {scores['F-Mean']:.3f} | {scores['J&F-Mean']:.3f} | {every} | "
               f"{statistics.median(times):.1f} |", flush=True)
 
 

@@ -84,3 +84,23 @@ def test_the_distillation_experiments_students_ship_under_their_names() -> None:
         assert model.cfg.name == "deaot-t-deform" and model.default_size == 240
         assert float(card_fields(spec)["dev_jf"]) <= float(card_fields(get_spec(DEFAULT_MODEL))["dev_jf"])
         assert "int8" in spec.card_path.read_text()
+
+
+def test_the_fast_student_ships_its_own_weights_on_the_default_students_encoder() -> None:
+    """Issue 15: the fast student stores only what it fine-tuned (int8); its frozen encoder comes
+    from the installed default student's file, and its internal size is 96."""
+    from vosuite.registry import card_fields, get_spec
+
+    path = packaged_weights("deaot-t-deform-fast")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["inference"] == {"size": 96} and payload["shared_weights"]["prefixes"] == ["encoder."]
+    assert not any(name.startswith("encoder.") for name in payload["state_dict"])
+    assert path.stat().st_size < 5.5 * 2**20
+    fast, default = load_model("deaot-t-deform-fast"), load_model("deaot-t-deform")
+    fast_state, default_state = fast.state_dict(), default.state_dict()
+    assert all(torch.equal(fast_state[n], t) for n, t in default_state.items() if n.startswith("encoder."))
+    assert not torch.equal(fast_state["decoder.conv_out.weight"], default_state["decoder.conv_out.weight"])
+    assert Segmenter("deaot-t-deform-fast", progress=False).size == 96
+    spec = get_spec("deaot-t-deform-fast")
+    assert spec.training_recipe() == "configs/deaot_t_fast_davis16.yaml"
+    assert card_fields(spec)["dev_jf"] == "0.419"

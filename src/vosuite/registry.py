@@ -417,13 +417,17 @@ _SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "9354e9a033457c1962fdbeb0dc8
             "deaot-t-deform-kd": ("deaot-t-deform-kd.pt",
                                   "312336994dc9f67438f7f39ff5512c0db39557c0e435fff5b7bc104c12d7a0cd"),
             "deaot-t-deform-sup": ("deaot-t-deform-sup.pt",
-                                   "9dd2a2f8f3a3b8a46fa81741864d259a580c1e5124617663870f31de86053023")}
-#: Other weights of a registered variant (issue 13's experiment): name -> (variant, recipe, summary).
+                                   "9dd2a2f8f3a3b8a46fa81741864d259a580c1e5124617663870f31de86053023"),
+            "deaot-t-deform-fast": ("deaot-t-deform-fast.pt",
+                                    "69bbcaf44510462fc1008c22e4c983fcc8240c56941e1f3f058c22bc69a59f76")}
+#: Other weights of a registered variant (issues 13 and 15): name -> (variant, recipe, summary).
 _WEIGHT_VARIANTS = {
     "deaot-t-deform-kd": ("deaot-t-deform", "configs/distill_deaot_t_davis16.yaml",
                           "DeAOT-T deformable, distilled from deaot-l label-free (arXiv 2401.13937)"),
     "deaot-t-deform-sup": ("deaot-t-deform", "configs/deaot_t_davis16.yaml",
                            "DeAOT-T deformable, supervised, the distillation experiment's budget"),
+    "deaot-t-deform-fast": ("deaot-t-deform", "configs/deaot_t_fast_davis16.yaml",
+                            "DeAOT-T deformable at internal size 128: the fast student (--runtime onnx)"),
 }
 
 
