@@ -53,7 +53,8 @@ def test_float64_losses_and_gradients(expected) -> None:
 def test_float32_losses_and_cut_sets(expected) -> None:
     run = losses(torch.float32)
     assert run["slot"].item() == pytest.approx(float(expected["slot_loss_f32"]), rel=1e-7)  # measured: equal
-    assert run["motion"].item() == pytest.approx(float(expected["motion_loss_f32"]), rel=2e-6)  # measured 9.6e-7
+    # measured 9.6e-7 relative on the earlier development machine (Intel), 2.9e-6 on an AMD EPYC
+    assert run["motion"].item() == pytest.approx(float(expected["motion_loss_f32"]), rel=5e-6)
     order = ranking(query_attention(run["out"].attn_temporal, run["points"], 3))[0]  # [T, P, T, hw]
     reference = expected["attn_index_sampled"].long()
     for cut in (slice(0, 30), slice(-200, None)):  # the slot loss's positive and negative sets

@@ -47,21 +47,37 @@ def test_preprocessing_is_the_original(fx) -> None:
     assert _md5(dino_preprocess(fx["rgb"], (224, 224))[0]) == fx["in"]["s224_input_md5"]
 
 
+def _relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return ((ours - theirs).abs().max() / theirs.abs().max()).item()
+
+
+#: Float32 agreement with the original's recorded outputs. The development machine of the earlier
+#: sessions (Intel) reproduced them bit for bit (every md5 equal); an AMD EPYC with the same torch
+#: wheel (AVX-512 too) sums in another order: measured at most 6.2e-7 relative (class token),
+#: 5.9e-7 (tokens), 4.4e-7 (attention rows and row maxima).
+FLOAT32_RELATIVE = 1e-6
+
+
 @requires_shared("fixtures/dino_vit_s16/weights.pt", "DINO ViT fixture")
 @pytest.mark.parametrize("kind", ["s224", "big"])
-def test_tokens_and_attention_are_bit_identical(fx, kind: str) -> None:
+def test_tokens_and_attention_equal_the_original(fx, kind: str) -> None:
     image = dino_preprocess(fx["rgb"], (224, 224)) if kind == "s224" else dino_preprocess(fx["rgb"])
     out = fx["out"]
     with torch.no_grad():
         tokens, attention = fx["model"].features(image)
         cls = fx["model"](image)
-    assert _md5(attention) == out[f"{kind}_attn_md5"]  # the whole [1, 6, N, N] map, bit for bit
-    assert torch.equal(cls, out[f"{kind}_cls"])
+    if _md5(attention) == out[f"{kind}_attn_md5"]:  # the recording machine's kernels: bit for bit
+        assert torch.equal(cls, out[f"{kind}_cls"])
+        assert _md5(tokens if kind == "s224" else tokens[0]) == (
+            _md5(out["s224_tokens"]) if kind == "s224" else out["big_tokens_md5"])
+    rows = attention[0][:, out[f"{kind}_attn_rows_idx"]]  # [6, rows, N]
+    assert _relative(rows, out[f"{kind}_attn_rows"]) <= FLOAT32_RELATIVE
+    assert _relative(attention[0].amax(-1), out[f"{kind}_attn_rowmax"]) <= FLOAT32_RELATIVE
+    assert _relative(cls, out[f"{kind}_cls"]) <= FLOAT32_RELATIVE
     if kind == "s224":
-        assert torch.equal(tokens, out["s224_tokens"])
+        assert _relative(tokens, out["s224_tokens"]) <= FLOAT32_RELATIVE
     else:
-        assert _md5(tokens[0]) == out["big_tokens_md5"]
-        assert torch.equal(tokens[0][out["big_tokens_idx"]], out["big_tokens_sub"])
+        assert _relative(tokens[0][out["big_tokens_idx"]], out["big_tokens_sub"]) <= FLOAT32_RELATIVE
 
 
 @requires_shared("fixtures/dino_vit_s16/weights.pt", "DINO ViT fixture")
