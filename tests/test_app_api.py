@@ -299,3 +299,8 @@ def test_the_onnx_runtime_gives_the_eager_masks(client, clip):
     assert agreement >= 1 - 2 / results["eager"].size  # measured: identical; at most 2 pixels may differ
     response = client.post("/api/propagate", json={"frame": 0, "model": "deaot-t-deform", "runtime": "tpu"})
     assert response.status_code == 400 and "eager or onnx" in response.json()["error"]
+
+
+def test_bound_to_every_interface_the_app_answers_any_host(tmp_path):
+    with TestClient(create_app(tmp_path, host="0.0.0.0")) as client:  # --host 0.0.0.0: the LAN's address
+        assert client.get("/", headers={"Host": "192.168.1.5:7860"}).status_code == 200

@@ -10,6 +10,7 @@ at each request), or when the server stops, and its folder goes with it. Only re
 own domain to this machine gets a 400, not the user's files. Bad input (a file that is no video, an
 empty mask, a mask of another size, a model without weights, ...) answers 400 with ``{"error": "one
 line"}``, which the page shows; the server keeps running.
+
 API (every path under ``/api``; ``{i}`` a frame index):
 
     GET  models                       the registry's models for the two menus, the DAVIS palette
@@ -153,7 +154,9 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         store.shutdown()
 
     app = FastAPI(title="vosuite", lifespan=lifespan)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted({*LOCAL_HOSTS, host}))
+    # bound to every interface (--host 0.0.0.0), the machine answers to names it cannot know: no Host check
+    everywhere = host in ("0.0.0.0", "::", "")
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if everywhere else sorted({*LOCAL_HOSTS, host}))
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
