@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch.distributed
 from rich.console import Console
 from torch import nn
 
 from vosuite.datasets.base import VideoRecord, files_by_stem
 from vosuite.datasets.registry import open_dataset
-from vosuite.distributed import barrier, init_distributed, shard, sum_over_ranks
+from vosuite.distributed import barrier, init_distributed, shard, shutdown, sum_over_ranks
 from vosuite.errors import InputError
 from vosuite.inference.core import VideoCore
 from vosuite.inference.prompts import dataset_video_frames, lazy_mask, read_prompt_mask, video_prompts
@@ -239,7 +240,16 @@ class Segmenter:
         single process writes.
         """
         videos = open_dataset(dataset, root, split)
+        joined_here = not torch.distributed.is_initialized()  # a caller's own process group stays theirs
         context = init_distributed(self.device)
+        try:
+            return self._infer_shard(videos, context, out_dir, overwrite, dataset)
+        finally:
+            if joined_here:  # leave it before exit: gloo's threads torn down at exit abort the process
+                shutdown(context)
+
+    def _infer_shard(self, videos, context, out_dir: str | os.PathLike, overwrite: bool, dataset: str
+                     ) -> SegmentReport:
         folder = prepare_output(Path(out_dir), overwrite) if context.is_main else None
         barrier(context)
         folder = folder or OutputFolder.attach(out_dir)
