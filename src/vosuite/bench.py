@@ -8,7 +8,8 @@ evaluator (the numbers of ``vosuite infer`` + ``vosuite eval``), while timing
 * **model ms/frame**: the inference core's ``step`` (preprocessing, network, upsampling, memory
   update), median over frames after each video's first;
 * **end-to-end ms/frame**: from asking for a frame to holding its PNG bytes (JPEG decode, the
-  step, palette PNG encoding), median over the same frames; fps = 1000 / that;
+  step, the palette PNG vosuite writes: :func:`~vosuite.io.masks.encode_mask_png`), median over
+  the same frames; fps = 1000 / that;
 * **peak RSS** of the process (``ru_maxrss``);
 * **GFLOPs/frame**: :class:`torch.utils.flop_counter.FlopCounterMode` over one eager step on the
   split's first video (matmuls and convolutions, multiply-adds counted twice);
@@ -137,11 +138,11 @@ def measure(model_name: str, checkpoint: str | None, runtime: str, dataset: str,
 
 def _measure(model_name: str, checkpoint: str | None, runtime: str, onnx_dir: str | None, dataset: str, root: str,
              split: str | None, size: int | None, videos: int | None, label: str) -> BenchRow:
-    import cv2
     import torch
 
     from vosuite.inference.prompts import dataset_video_frames, video_prompts
     from vosuite.inference.propagate import propagate
+    from vosuite.io.masks import encode_mask_png
     from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
     from vosuite.registry import CoreOptions
     from vosuite.segment import Segmenter
@@ -159,7 +160,7 @@ def _measure(model_name: str, checkpoint: str | None, runtime: str, onnx_dir: st
         core = _TimedCore(segmenter.family.make_core(segmenter.model, segmenter.size, CoreOptions()))
         start = time.perf_counter()
         for index, labels in propagate(core, dataset_video_frames(video), video_prompts(video, first_frame_only)):
-            cv2.imencode(".png", labels)
+            encode_mask_png(labels)  # what vosuite writes
             now = time.perf_counter()
             if index > 0:
                 end_to_end.append(now - start)

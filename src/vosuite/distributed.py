@@ -25,6 +25,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # init_distributed joined the process group (not a caller before it)
 
     @property
     def enabled(self) -> bool:
@@ -50,17 +51,20 @@ def init_distributed(device: str = "auto") -> DistContext:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     target = resolve_device(device, local_rank)
-    if world > 1 and not dist.is_initialized():
+    joins = world > 1 and not dist.is_initialized()
+    if joins:
         backend = "nccl" if target.type == "cuda" else "gloo"
         if target.type == "cuda":
             torch.cuda.set_device(target)
         dist.init_process_group(backend=backend)
-    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=target)
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=target, owns_group=joins)
 
 
 def shutdown(context: DistContext) -> None:
-    """Leave the process group (if this process joined one)."""
-    if context.enabled and dist.is_initialized():
+    """Leave the process group if :func:`init_distributed` joined it (a caller's own group stays
+    theirs). Call it before the process exits: gloo's threads torn down at interpreter exit can
+    abort the process ("terminate called without an active exception")."""
+    if context.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch.distributed
 from rich.console import Console
 from torch import nn
 
@@ -240,13 +239,11 @@ class Segmenter:
         single process writes.
         """
         videos = open_dataset(dataset, root, split)
-        joined_here = not torch.distributed.is_initialized()  # a caller's own process group stays theirs
         context = init_distributed(self.device)
         try:
             return self._infer_shard(videos, context, out_dir, overwrite, dataset)
         finally:
-            if joined_here:  # leave it before exit: gloo's threads torn down at exit abort the process
-                shutdown(context)
+            shutdown(context)
 
     def _infer_shard(self, videos, context, out_dir: str | os.PathLike, overwrite: bool, dataset: str
                      ) -> SegmentReport:

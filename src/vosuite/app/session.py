@@ -15,7 +15,6 @@ Nothing is held in memory per frame: the browser asks for one frame and one mask
 
 from __future__ import annotations
 
-import io
 import shutil
 import threading
 import time
@@ -28,7 +27,7 @@ import numpy as np
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.io.frames import open_frames, read_image_rgb
-from vosuite.io.masks import labels_to_image, read_mask, write_mask
+from vosuite.io.masks import encode_mask_png, read_mask, write_mask
 
 FRAME_QUALITY = 95  # JPEG quality of the extracted frames
 
@@ -184,9 +183,8 @@ class AppSession:
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for index in range(video.num_frames):
-                png = io.BytesIO()
-                labels_to_image(self.labels(index)[0]).save(png, format="PNG")  # encoded in memory, one at a time
-                archive.writestr(f"{video.name}/{frame_name(index, 'png')}", png.getvalue())
+                # encoded in memory, one at a time
+                archive.writestr(f"{video.name}/{frame_name(index, 'png')}", encode_mask_png(self.labels(index)[0]))
         return out
 
     def overlay_video(self) -> Path:

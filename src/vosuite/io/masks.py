@@ -13,6 +13,7 @@ Outputs are written as 8-bit palette PNGs with the DAVIS palette, atomically.
 
 from __future__ import annotations
 
+import io
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vosuite.errors import InputError
-from vosuite.io.atomic import atomic_path
+from vosuite.io.atomic import write_bytes_atomic
 
 VOID_ID = 255
 
@@ -151,7 +152,13 @@ def labels_to_image(labels: np.ndarray) -> Image.Image:
 PNG_COMPRESS_LEVEL = 1
 
 
+def encode_mask_png(labels: np.ndarray) -> bytes:
+    """The bytes of the DAVIS-palette PNG vosuite writes for an [H, W] label map."""
+    buffer = io.BytesIO()
+    labels_to_image(labels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
 def write_mask(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Write an [H, W] label map as a DAVIS-palette PNG, atomically."""
-    with atomic_path(path, suffix=".png") as tmp:
-        labels_to_image(labels).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    """Write an [H, W] label map as a DAVIS-palette PNG (:func:`encode_mask_png`), atomically."""
+    write_bytes_atomic(path, encode_mask_png(labels))

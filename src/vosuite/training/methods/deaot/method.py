@@ -58,27 +58,25 @@ def freeze_encoder(model: DeAOT, freeze_at: int) -> int:
     """Stop gradients of the first ``freeze_at`` encoder stages (aot-benchmark ``freeze``); returns
     the number of frozen tensors."""
     stages = FREEZE_STAGES.get(model.cfg.encoder, ())
-    prefixes = tuple(p for stage in stages[:max(freeze_at, 0)] for p in stage)
-    count = 0
-    for name, param in model.named_parameters():
-        if prefixes and name.startswith(prefixes):
-            param.requires_grad_(False)
-            count += 1
-    return count
+    return _freeze(model, tuple(p for stage in stages[:max(freeze_at, 0)] for p in stage))
+
+
+def _freeze(model: DeAOT, prefixes: tuple[str, ...]) -> int:
+    """Stop gradients of the parameters under ``prefixes``; the number of them."""
+    frozen = [param for name, param in model.named_parameters() if prefixes and name.startswith(prefixes)]
+    for param in frozen:
+        param.requires_grad_(False)
+    return len(frozen)
 
 
 def freeze_prefixes(model: DeAOT, prefixes: tuple[str, ...]) -> int:
     """Stop gradients of every parameter whose name starts with one of ``prefixes`` (``model.frozen_prefixes``);
     an InputError when a prefix matches none. Returns the number of frozen tensors."""
-    count = 0
+    names = [name for name, _ in model.named_parameters()]
     for prefix in prefixes:
-        matched = [param for name, param in model.named_parameters() if name.startswith(prefix)]
-        if not matched:
+        if not any(name.startswith(prefix) for name in names):
             raise InputError(f"model.frozen_prefixes: no parameter of {model.cfg.name} starts with {prefix!r}")
-        for param in matched:
-            param.requires_grad_(False)
-        count += len(matched)
-    return count
+    return _freeze(model, tuple(prefixes))
 
 
 def build_trainable_deaot(config) -> DeAOT:
