@@ -111,7 +111,7 @@ def test_checkpoint_forms_and_refusals(tmp_path: Path, capsys) -> None:
         load_vit(VisionTransformer(DEPTH2), tmp_path / "partial.pth")
     with pytest.raises(InputError, match="unknown ViT 'vit-h'"):
         build_vit("vit-h")
-    assert set(VIT_VARIANTS) == {"dino-vits16", "dino-vits8", "dino-vitb16", "dino-vitb8"}
+    assert set(VIT_VARIANTS) == {"dino-vitt16", "dino-vits16", "dino-vits8", "dino-vitb16", "dino-vitb8"}
     assert main(["convert", "dino", str(tmp_path / "other.pth"), str(tmp_path / "x.pt")]) == 2
     assert "no dino-vits16 backbone weight" in one_line_error(capsys)
 

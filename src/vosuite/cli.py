@@ -209,7 +209,7 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     dino.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="DINO .pth file")
     dino.add_argument("out", type=Path, metavar="OUT", help="vosuite backbone file to write (.pt)")
     dino.add_argument("--model", default="dino-vits16",
-                      help="dino-vits16 (default), dino-vits8, dino-vitb16 or dino-vitb8")
+                      help="dino-vits16 (default), dino-vits8, dino-vitb16, dino-vitb8 or dino-vitt16")
     dino.add_argument("--part", default="teacher", choices=["teacher", "student"],
                       help="which network of a training checkpoint (default: teacher, as DINO evaluates)")
     dino.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")

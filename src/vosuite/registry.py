@@ -455,5 +455,7 @@ register_model("motion-saliency", "baseline",
                summary="training-free, unsupervised: what moves against the camera's affine motion (flow)")
 register_model("bba-vits8", "bba", summary="Betrayed by Attention: DINO ViT-S/8 + spatio-temporal block (unsupervised)")
 register_model("bba-vits16", "bba", summary="Betrayed by Attention on DINO ViT-S/16 (unsupervised)")
+register_model("bba-vitt16", "bba", summary="Betrayed by Attention on a DINO ViT-Ti/16 (unsupervised, CPU-sized)")
+register_model("dino-pretrain-vitt16", "dino", summary="DINO pre-training: ViT-Ti/16 student + momentum teacher")
 register_model("dino-pretrain-vits16", "dino", summary="DINO pre-training: ViT-S/16 student + momentum teacher")
 register_model("dino-pretrain-vits8", "dino", summary="DINO pre-training: ViT-S/8 student + momentum teacher")

@@ -57,6 +57,7 @@ class BbAConfig:
 BBA_VARIANTS: dict[str, BbAConfig] = {
     "bba-vits8": BbAConfig("bba-vits8", backbone=VIT_VARIANTS["dino-vits8"]),
     "bba-vits16": BbAConfig("bba-vits16", backbone=VIT_VARIANTS["dino-vits16"]),
+    "bba-vitt16": BbAConfig("bba-vitt16", dim=192, backbone=VIT_VARIANTS["dino-vitt16"]),  # a CPU-sized backbone
 }
 
 

@@ -40,6 +40,7 @@ class DINOConfig:
 
 
 DINO_VARIANTS: dict[str, DINOConfig] = {
+    "dino-pretrain-vitt16": DINOConfig("dino-pretrain-vitt16", VIT_VARIANTS["dino-vitt16"]),
     "dino-pretrain-vits16": DINOConfig("dino-pretrain-vits16", VIT_VARIANTS["dino-vits16"]),
     "dino-pretrain-vits8": DINOConfig("dino-pretrain-vits8", VIT_VARIANTS["dino-vits8"]),
 }

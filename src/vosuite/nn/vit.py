@@ -30,7 +30,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ViTConfig:
-    """A DINO ViT (``vit_small`` / ``vit_base`` of DINO, patch 16 or 8)."""
+    """A DINO ViT (``vit_tiny`` / ``vit_small`` / ``vit_base`` of DINO, patch 16 or 8)."""
 
     name: str = "dino-vits16"
     patch_size: int = 16
@@ -49,6 +49,7 @@ class ViTConfig:
 
 #: The DINO backbones.
 VIT_VARIANTS: dict[str, ViTConfig] = {
+    "dino-vitt16": ViTConfig("dino-vitt16", 16, 192, 12, 3),  # DINO's vit_tiny (no official weights)
     "dino-vits16": ViTConfig("dino-vits16", 16, 384, 12, 6),
     "dino-vits8": ViTConfig("dino-vits8", 8, 384, 12, 6),
     "dino-vitb16": ViTConfig("dino-vitb16", 16, 768, 12, 12),

@@ -57,7 +57,7 @@ class BbAMethod(Method):
     def __init__(self, config) -> None:
         super().__init__(config)
         if family_of(config.model.name).name != "bba":
-            raise InputError(f"method bba trains bba models (bba-vits8, bba-vits16), not {config.model.name}")
+            raise InputError(f"method bba trains bba models (bba-*), not {config.model.name}")
         if self.options.normalization not in NORMALIZATIONS:
             raise InputError(f"bba.normalization {self.options.normalization!r}: use train or eval")
         if self.options.loss_attention not in ("dropout", "eval"):
