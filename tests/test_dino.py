@@ -117,17 +117,18 @@ def test_random_resized_crop_and_views_are_seeded(tmp_path: Path) -> None:
     assert batch["crops"][0].shape == (2, 3, 32, 32) and batch["index"] == [0, 1]
 
 
-def dino_config(root: Path, *overrides: str):
-    return load_config(REPO / "configs" / "dino_vits16_davis16.yaml",
+def dino_config(root: Path, *overrides: str, recipe: str = "dino_vits16_davis16"):
+    return load_config(REPO / "configs" / f"{recipe}.yaml",
                        [f"data.root={root}", "data.dataset=generic", "data.split=null", "train.total_steps=3",
                         "train.batch_size=2", "train.threads=1", "train.progress=false", "train.log_every=1",
                         "train.checkpoint_every=2", "dino.crops.global_size=32", "dino.crops.local_size=16",
                         "dino.crops.local_crops=2", "dino.freeze_last_layer_steps=2", *overrides])
 
 
-def test_dino_run_trains_the_student_moves_the_teacher_and_feeds_bba(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbone", ["vits16", "vitt16"])
+def test_dino_run_trains_the_student_moves_the_teacher_and_feeds_bba(backbone: str, tmp_path: Path) -> None:
     root = write_clip(tmp_path / "clip", SyntheticClipConfig(num_frames=4, height=48, width=64))
-    trainer = Trainer(dino_config(root), run_dir=tmp_path / "run")
+    trainer = Trainer(dino_config(root, recipe=f"dino_{backbone}_davis16"), run_dir=tmp_path / "run")
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     history = trainer.fit()
     assert len(history) == 3 and all(math.isfinite(row["loss"]) for row in history)
@@ -139,14 +140,17 @@ def test_dino_run_trains_the_student_moves_the_teacher_and_feeds_bba(tmp_path: P
                            start["teacher.backbone.blocks.0.attn.qkv.weight"])
     assert not torch.equal(end["student.head.last_direction"], start["student.head.last_direction"])  # after step 2
     assert not torch.equal(end["center"], start["center"])
-    teacher = build_vit("dino-vits16", tmp_path / "run" / "final.pt")  # the teacher backbone, strictly
+    teacher = build_vit(f"dino-{backbone}", tmp_path / "run" / "final.pt")  # the teacher backbone, strictly
     assert torch.equal(teacher.state_dict()["blocks.0.attn.qkv.weight"],
                        end["teacher.backbone.blocks.0.attn.qkv.weight"])
-    student = build_vit("dino-vits16", tmp_path / "run" / "final.pt", part="student")
+    student = build_vit(f"dino-{backbone}", tmp_path / "run" / "final.pt", part="student")
+    other = "dino-vits16" if backbone == "vitt16" else "dino-vitt16"
+    with pytest.raises(InputError, match=f"no {other} backbone weight in this file"):  # the other width
+        build_vit(other, tmp_path / "run" / "final.pt")
     assert not torch.equal(student.state_dict()["blocks.0.attn.qkv.weight"],
                            teacher.state_dict()["blocks.0.attn.qkv.weight"])
     # the recipe that trains the spatio-temporal block on this backbone, then discovery from its run
-    bba = load_config(REPO / "configs" / "bba_vits16_davis16.yaml",
+    bba = load_config(REPO / "configs" / f"bba_{backbone}_davis16.yaml",
                       [f"data.root={root}", "data.dataset=generic", "data.split=null", "data.size=[256,256]",
                        "train.total_steps=1", "train.batch_size=1", "train.threads=1", "train.progress=false",
                        "val.every=0", f"bba.dino_checkpoint={tmp_path / 'run' / 'final.pt'}", "bba.points=2"])
@@ -154,7 +158,7 @@ def test_dino_run_trains_the_student_moves_the_teacher_and_feeds_bba(tmp_path: P
     from vosuite.discover import Discoverer
 
     discoverer = Discoverer(checkpoint=tmp_path / "bba" / "final.pt", size=32, progress=False)
-    assert discoverer.model.cfg.name == "bba-vits16"
+    assert discoverer.model.cfg.name == f"bba-{backbone}"
     assert torch.equal(discoverer.model.state_dict()["encoder.blocks.0.attn.qkv.weight"],
                        teacher.state_dict()["blocks.0.attn.qkv.weight"])  # the frozen DINO teacher
 

@@ -36,6 +36,18 @@ def test_every_network_config_has_one_registered_name() -> None:
         assert spec.network_name in tables
 
 
+def test_every_named_recipe_is_a_shipped_config_of_its_model() -> None:
+    from vosuite.training.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    recipes = {name: registry.get_spec(name).training_recipe() for name in vosuite.list_models()}
+    for name, recipe in recipes.items():
+        if recipe and registry.get_spec(name).family in ("bba", "dino"):
+            assert load_config(repo / recipe).model.name == name, recipe
+    assert recipes["bba-vitt16"] == "configs/bba_vitt16_davis16.yaml"
+    assert all((repo / recipe).is_file() for recipe in recipes.values() if recipe)
+
+
 def test_lookup_ignores_case_and_underscores() -> None:
     assert registry.get_spec("DeAOT_T_Deform").name == "deaot-t-deform"
     with pytest.raises(InputError, match=r"unknown model 'deaot-xl'; known: deaot-t, .* \(see `vosuite models`\)"):

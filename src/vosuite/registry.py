@@ -401,7 +401,7 @@ def _dino_core(model: nn.Module, size: int | None, options: CoreOptions, device:
 
 _DINO = "vosuite.models.dino"
 register_family(Family("dino", _lazy(f"{_DINO}:DINOPretraining"), _lazy(f"{_DINO}:DINOConfig"),
-                       _lazy(f"{_DINO}:get_dino_config"), _dino_core, recipe="configs/dino_vits16_davis16.yaml"))
+                       _lazy(f"{_DINO}:get_dino_config"), _dino_core, recipe=""))
 _BASELINE = "vosuite.models.baseline"
 register_family(Family("baseline", _lazy(f"{_BASELINE}:TrainingFreeTracker"), _lazy(f"{_BASELINE}:BaselineConfig"),
                        _lazy(f"{_BASELINE}:get_baseline_config"), _baseline_core, recipe="", trained=False))
@@ -454,8 +454,12 @@ register_model("ellipse", "baseline", summary="training-free, unsupervised: a ce
 register_model("motion-saliency", "baseline",
                summary="training-free, unsupervised: what moves against the camera's affine motion (flow)")
 register_model("bba-vits8", "bba", summary="Betrayed by Attention: DINO ViT-S/8 + spatio-temporal block (unsupervised)")
-register_model("bba-vits16", "bba", summary="Betrayed by Attention on DINO ViT-S/16 (unsupervised)")
-register_model("bba-vitt16", "bba", summary="Betrayed by Attention on a DINO ViT-Ti/16 (unsupervised, CPU-sized)")
-register_model("dino-pretrain-vitt16", "dino", summary="DINO pre-training: ViT-Ti/16 student + momentum teacher")
-register_model("dino-pretrain-vits16", "dino", summary="DINO pre-training: ViT-S/16 student + momentum teacher")
+register_model("bba-vits16", "bba", recipe="configs/bba_vits16_davis16.yaml",
+               summary="Betrayed by Attention on DINO ViT-S/16 (unsupervised)")
+register_model("bba-vitt16", "bba", recipe="configs/bba_vitt16_davis16.yaml",
+               summary="Betrayed by Attention on a DINO ViT-Ti/16 (unsupervised, CPU-sized)")
+register_model("dino-pretrain-vitt16", "dino", recipe="configs/dino_vitt16_davis16.yaml",
+               summary="DINO pre-training: ViT-Ti/16 student + momentum teacher")
+register_model("dino-pretrain-vits16", "dino", recipe="configs/dino_vits16_davis16.yaml",
+               summary="DINO pre-training: ViT-S/16 student + momentum teacher")
 register_model("dino-pretrain-vits8", "dino", summary="DINO pre-training: ViT-S/8 student + momentum teacher")
