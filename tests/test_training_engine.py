@@ -214,6 +214,11 @@ def test_cli_train_resume_and_plot_log(clip_root: Path, tmp_path: Path, capsys: 
     assert both.read_bytes()[:4] == b"\x89PNG"
     assert main(["plot-log", str(run), str(run)]) == 2  # several runs need --out
     assert "--out" in capsys.readouterr().err
+    keyed = tmp_path / "lr.png"
+    assert main(["plot-log", str(run), "--keys", "lr", "grad_norm", "--out", str(keyed)]) == 0
+    assert keyed.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot-log", str(run), "--keys", "lr", "teacher_entropy", "--out", str(keyed)]) == 2
+    assert "--keys: no run logged teacher_entropy" in capsys.readouterr().err
     assert main(["train"]) == 2
     capsys.readouterr()
 

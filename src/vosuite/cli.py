@@ -308,6 +308,9 @@ def _add_plot_log(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--names", nargs="+", metavar="NAME", help="legend names (default: the run folder names)")
     parser.add_argument("--smooth", type=int, default=1, metavar="N",
                         help="moving average of the loss over N logged points (default: 1, none)")
+    parser.add_argument("--keys", nargs="+", metavar="KEY",
+                        help="logged training values to draw instead of the loss terms, e.g. teacher_entropy "
+                             "student_entropy max_entropy (DINO's collapse watch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -544,7 +547,7 @@ def _run_models(args: argparse.Namespace) -> int:
 def _run_plot_log(args: argparse.Namespace) -> int:
     from vosuite.training.plot import plot_log
 
-    print(f"wrote {plot_log(list(args.runs), args.out, smooth=args.smooth, names=args.names)}")
+    print(f"wrote {plot_log(list(args.runs), args.out, smooth=args.smooth, names=args.names, keys=args.keys)}")
     return 0
 
 

@@ -38,12 +38,14 @@ def _records(run: Path) -> list[dict[str, object]]:
 
 
 def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.PathLike | None = None,
-             smooth: int = 1, names: list[str] | None = None) -> Path:
+             smooth: int = 1, names: list[str] | None = None, keys: list[str] | None = None) -> Path:
     """Draw loss curves (and J&F when validated) into ``out`` (default ``<run>/curves.png``).
 
     One run: each of its loss terms. Several runs (``out`` required): each run's total loss and
     validation J&F on shared axes, labelled by ``names`` (default: the run folder names).
-    ``smooth``: trailing moving average over that many logged loss points.
+    ``smooth``: trailing moving average over that many logged loss points. ``keys``: the logged
+    training values to draw instead (e.g. DINO's ``teacher_entropy student_entropy max_entropy``),
+    each of every run; a key no run logged is an error.
     """
     runs = [Path(r) for r in (run if isinstance(run, list) else [run])]
     if smooth < 1:
@@ -54,19 +56,26 @@ def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.Pat
     if len(names) != len(runs):
         raise InputError(f"--names: {len(names)} names for {len(runs)} runs")
     records = [_records(r) for r in runs]
+    missing = [key for key in keys or [] if not any(_series(rows, "train", key)[1] for rows in records)]
+    if missing:
+        raise InputError(f"--keys: no run logged {', '.join(missing)}")
     plt = pyplot("plot-log")
     validated = any(_series(rows, "val", VAL_KEY)[1] for rows in records)
     fig, axes = plt.subplots(1, 2 if validated else 1, figsize=(11 if validated else 6, 4), squeeze=False)
     for name, rows in zip(names, records, strict=True):
-        for key in LOSS_KEYS if len(runs) == 1 else LOSS_KEYS[:1]:
+        drawn = keys or (LOSS_KEYS if len(runs) == 1 else LOSS_KEYS[:1])
+        for key in drawn:
             steps, values = _series(rows, "train", key)
             if values:
-                axes[0, 0].plot(steps, _smoothed(values, smooth), label=key if len(runs) == 1 else name)
+                label = key if len(runs) == 1 else (f"{name} {key}" if keys else name)
+                axes[0, 0].plot(steps, _smoothed(values, smooth), label=label)
         steps_jf, jf = _series(rows, "val", VAL_KEY)
         if jf:
             axes[0, 1].plot(steps_jf, jf, marker="o", label=name)
-    title = f"{runs[0].name}: training loss" if len(runs) == 1 else "training loss"
-    axes[0, 0].set(xlabel="step", ylabel="loss" + (f" (mean of {smooth} logs)" if smooth > 1 else ""), title=title)
+    what = "training log" if keys else "training loss"
+    title = f"{runs[0].name}: {what}" if len(runs) == 1 else what
+    quantity = "logged value" if keys else "loss"
+    axes[0, 0].set(xlabel="step", ylabel=quantity + (f" (mean of {smooth} logs)" if smooth > 1 else ""), title=title)
     axes[0, 0].legend(fontsize=8)
     if validated:
         axes[0, 1].set(xlabel="step", ylabel=VAL_KEY, title="validation J&F", ylim=(0, 1))

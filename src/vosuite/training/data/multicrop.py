@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -92,7 +93,10 @@ def _view(rgb: np.ndarray, rng: np.random.Generator, config: MultiCropConfig, si
 
 
 class MultiCropDataset(SeededDataset):
-    """Sample ``i``: frame ``i % frames`` of the source's videos (in order), as DINO views."""
+    """Sample ``i``: frame ``order[i % frames]`` of the source's videos, as DINO views, where
+    ``order`` is a permutation drawn from (seed, epoch) as DINO's sampler shuffles every epoch.
+    (In video order, a batch held 32 consecutive frames of one video, and the centre, a running
+    mean over a few batches, followed the video: what was left to match was within-video noise.)"""
 
     def __init__(self, source: Iterable[VideoRecord], config: MultiCropConfig = MultiCropConfig()) -> None:
         self.config = config
@@ -100,11 +104,21 @@ class MultiCropDataset(SeededDataset):
         if not self.frames:
             raise InputError("no frame images to draw DINO views from")
         super().__init__(len(self.frames), config.samples_per_epoch, config.seed)
+        self._order: tuple[int, np.ndarray] | None = None  # (epoch, its frame permutation)
+
+    def frame_of(self, index: int) -> Path:
+        """The frame sample ``index`` of the current epoch views."""
+        if self._order is None or self._order[0] != self.epoch:
+            # two entropy words, never three: apart from every per-sample Generator
+            order = np.random.default_rng([self.config.seed, self.epoch]).permutation(len(self.frames))
+            self._order = (self.epoch, order)
+        return self.frames[int(self._order[1][index % len(self.frames)])]
 
     def __getitem__(self, index: int) -> dict[str, object]:
         config = self.config
         rng = self.generator(index)
-        rgb = read_image_rgb(self.frames[index % len(self.frames)])
+        frame = self.frame_of(index)
+        rgb = read_image_rgb(frame)
         first_blur, second_blur, local_blur = config.blur_probs
         views = [_view(rgb, rng, config, config.global_size, config.global_scale, first_blur, 0.0),
                  _view(rgb, rng, config, config.global_size, config.global_scale, second_blur, config.solarize_prob)]
@@ -112,7 +126,7 @@ class MultiCropDataset(SeededDataset):
                   for _ in range(config.local_crops)]
         crops = [torch.from_numpy(np.ascontiguousarray(normalize_rgb(v).transpose(2, 0, 1), dtype=np.float32))
                  for v in views]
-        return {"crops": crops, "frame": str(self.frames[index % len(self.frames)])}
+        return {"crops": crops, "frame": str(frame)}
 
 
 def collate_crops(samples: list[dict[str, object]]) -> dict[str, object]:
