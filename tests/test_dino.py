@@ -113,6 +113,12 @@ def test_random_resized_crop_and_views_are_seeded(tmp_path: Path) -> None:
     sample = dataset[2]
     assert len(dataset) == 5 and [tuple(c.shape) for c in sample["crops"]] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 3
     assert all(torch.equal(a, b) for a, b in zip(sample["crops"], dataset[2]["crops"], strict=True))
+    # DINO's sampler: every epoch visits each frame once, in a seeded order of its own
+    orders = [[dataset.frame_of(i) for i in range(5)] for dataset.epoch in (0, 1, 0)]
+    assert sorted(orders[0]) == sorted(dataset.frames) and len(set(orders[0])) == 5
+    assert orders[0] != orders[1] and orders[0] == orders[2]
+    assert sample["frame"] == str(dataset.frame_of(2))
+    dataset.set_epoch(0)
     batch = collate_crops([{**dataset[i], "index": i} for i in range(2)])
     assert batch["crops"][0].shape == (2, 3, 32, 32) and batch["index"] == [0, 1]
 
@@ -193,6 +199,12 @@ def test_student_kl_to_a_fixed_teacher_falls_when_over_fitting_one_batch(tmp_pat
     torch.manual_seed(0)
     model = DINOPretraining(TINY).train()
     dataset = method.build_data(model).dataset
+    # DINO's sampler: every epoch visits each frame once, in a seeded order of its own
+    orders = [[dataset.frame_of(i) for i in range(5)] for dataset.epoch in (0, 1, 0)]
+    assert sorted(orders[0]) == sorted(dataset.frames) and len(set(orders[0])) == 5
+    assert orders[0] != orders[1] and orders[0] == orders[2]
+    assert sample["frame"] == str(dataset.frame_of(2))
+    dataset.set_epoch(0)
     batch = collate_crops([{**dataset[i], "index": i} for i in range(2)])
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     divergences = []
