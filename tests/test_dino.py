@@ -202,7 +202,7 @@ def test_student_kl_to_a_fixed_teacher_falls_when_over_fitting_one_batch(tmp_pat
     batch = collate_crops([{**dataset[i], "index": i} for i in range(2)])
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     divergences = []
-    for _ in range(30):
+    for _ in range(50):
         loss, logs = method.training_step(model, batch, 0)
         optimizer.zero_grad()
         loss.backward()
@@ -210,4 +210,4 @@ def test_student_kl_to_a_fixed_teacher_falls_when_over_fitting_one_batch(tmp_pat
         divergences.append(logs["loss"] - logs["teacher_entropy"])
     assert min(divergences) >= -1e-5  # a KL
     ratio = np.mean(divergences[-3:]) / np.mean(divergences[:3])
-    assert ratio < 0.2, divergences  # measured 0.192
+    assert ratio < 0.07, (ratio, divergences)  # measured 0.065 (50 steps)
