@@ -93,8 +93,8 @@ def _view(rgb: np.ndarray, rng: np.random.Generator, config: MultiCropConfig, si
 
 
 class MultiCropDataset(SeededDataset):
-    """Sample ``i``: frame ``order[i % frames]`` of the source's videos, as DINO views, where
-    ``order`` is a permutation drawn from (seed, epoch) as DINO's sampler shuffles every epoch.
+    """Sample ``i``: a frame of the source's videos, as DINO views; each epoch visits every frame
+    once in its own seeded order (:meth:`SeededDataset.shuffled`), as DINO's sampler shuffles.
     (In video order, a batch held 32 consecutive frames of one video, and the centre, a running
     mean over a few batches, followed the video: what was left to match was within-video noise.)"""
 
@@ -104,15 +104,10 @@ class MultiCropDataset(SeededDataset):
         if not self.frames:
             raise InputError("no frame images to draw DINO views from")
         super().__init__(len(self.frames), config.samples_per_epoch, config.seed)
-        self._order: tuple[int, np.ndarray] | None = None  # (epoch, its frame permutation)
 
     def frame_of(self, index: int) -> Path:
-        """The frame sample ``index`` of the current epoch views."""
-        if self._order is None or self._order[0] != self.epoch:
-            # two entropy words, never three: apart from every per-sample Generator
-            order = np.random.default_rng([self.config.seed, self.epoch]).permutation(len(self.frames))
-            self._order = (self.epoch, order)
-        return self.frames[int(self._order[1][index % len(self.frames)])]
+        """The frame whose views are sample ``index`` of the current epoch."""
+        return self.frames[self.shuffled(index)]
 
     def __getitem__(self, index: int) -> dict[str, object]:
         config = self.config
