@@ -1,0 +1,98 @@
+"""DINO's attention probe of a backbone on a DAVIS split (issue 14): does its attention find the
+object before any Betrayed-by-Attention block is trained on it?
+
+    python benchmarks/dino_attention.py --split val-dev --models random DINO_RUN/latest.pt
+    python benchmarks/dino_attention.py --name dino-vits16 --models dino_deitsmall16_pretrain.pth
+
+Per frame, the last block's CLS attention of each head (``vosuite.inference.attention_probe``),
+thresholded to keep 60 % of its mass (DINO, Sec. 4.2.1, Fig. 4), upsampled to the frame (nearest)
+and scored by its Jaccard index with the DAVIS-2016 foreground. Mean over each video's annotated
+frames, then over videos. Columns: the best head (the paper's choice: "we show the best head"), the
+mean over heads, and the mask of the heads' mean map; the centred ellipse (training-free,
+``vosuite.inference.unsupervised_baselines``) is scored on the same frames. ``random`` is the
+variant with its seeded random initialisation (seed 0): a probe of what the architecture alone gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from vosuite.datasets import open_dataset
+from vosuite.datasets.base import VideoRecord
+from vosuite.inference.attention_probe import DINO_MASS, cls_attention, mass_masks
+from vosuite.inference.unsupervised_baselines import centred_ellipse
+from vosuite.io.frames import read_image_rgb
+from vosuite.nn.vit import dino_frame_size, dino_preprocess
+from vosuite.nn.vit_checkpoint import build_vit
+
+
+def jaccard(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """IoU of two bool masks; 1 when both are empty (the DAVIS convention)."""
+    union = np.logical_or(prediction, truth).sum()
+    return 1.0 if union == 0 else float(np.logical_and(prediction, truth).sum() / union)
+
+
+def upsample(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """bool [k, h, w] -> bool [k, H, W], nearest."""
+    scaled = torch.nn.functional.interpolate(masks[None].float(), size=size, mode="nearest")[0]
+    return scaled.numpy() > 0.5
+
+
+def video_scores(vit, video: VideoRecord, short_side: int, mass: float) -> np.ndarray:
+    """[annotated frames, heads + 2]: J of each head's mask, of the mean map's mask, of the ellipse."""
+    rows = []
+    frames = dict(zip(video.frame_names, video.frame_paths, strict=True))
+    for name, mask_path in video.annotation_paths.items():
+        rgb = read_image_rgb(frames[name])
+        truth = video.read_labels(mask_path) == 1
+        size = dino_frame_size(*rgb.shape[:2], short_side=short_side)
+        attention = cls_attention(vit, dino_preprocess(rgb, size))  # [heads, h, w]
+        masks = torch.cat([mass_masks(attention, mass), mass_masks(attention.mean(0, keepdim=True), mass)])
+        masks = upsample(masks, truth.shape)
+        ellipse = centred_ellipse(*truth.shape) > 0
+        rows.append([jaccard(m, truth) for m in masks] + [jaccard(ellipse, truth)])
+    return np.asarray(rows)
+
+
+def probe(model: str, name: str, videos: list[VideoRecord], short_side: int, mass: float) -> str:
+    if model == "random":
+        torch.manual_seed(0)
+        vit = build_vit(name)
+    else:
+        vit = build_vit(name, model, part="teacher")
+    start = time.perf_counter()
+    per_video = np.stack([video_scores(vit, video, short_side, mass).mean(0) for video in videos])
+    seconds = time.perf_counter() - start
+    means = per_video.mean(0)  # [heads + 2]
+    heads = means[:-2]
+    best = int(heads.argmax())
+    return (f"| {model} | {heads[best]:.3f} (head {best}) | {heads.mean():.3f} | {means[-2]:.3f} | "
+            f"{means[-1]:.3f} | {seconds:.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default="../shared/data/davis2016")
+    parser.add_argument("--split", default="val-dev")
+    parser.add_argument("--name", default="dino-vitt16", help="the ViT variant (vosuite models)")
+    parser.add_argument("--models", nargs="+", default=["random"], help="'random' or DINO checkpoints")
+    parser.add_argument("--short-side", type=int, default=240)
+    parser.add_argument("--mass", type=float, default=DINO_MASS)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    videos = list(open_dataset("davis2016", args.root, args.split))
+    print(f"DAVIS-2016 {args.split}, {len(videos)} videos, {args.name} at short side {args.short_side}, "
+          f"{args.mass:.0%} of the CLS attention mass; Jaccard with the foreground")
+    print("| backbone | J, best head | J, mean over heads | J, heads' mean map | J, centred ellipse | s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for model in args.models:
+        print(probe(model, args.name, videos, args.short_side, args.mass), flush=True)
+
+
+if __name__ == "__main__":
+    main()
