@@ -150,6 +150,8 @@ def test_dino_run_trains_the_student_moves_the_teacher_and_feeds_bba(backbone: s
     assert torch.equal(teacher.state_dict()["blocks.0.attn.qkv.weight"],
                        end["teacher.backbone.blocks.0.attn.qkv.weight"])
     student = build_vit(f"dino-{backbone}", tmp_path / "run" / "final.pt", part="student")
+    live = build_vit(f"dino-{backbone}", tmp_path / "run" / "last.pt")  # the resume file, while a run trains
+    assert torch.equal(live.state_dict()["blocks.0.attn.qkv.weight"], end["teacher.backbone.blocks.0.attn.qkv.weight"])
     other = "dino-vits16" if backbone == "vitt16" else "dino-vitt16"
     with pytest.raises(InputError, match=f"no {other} backbone weight in this file"):  # the other width
         build_vit(other, tmp_path / "run" / "final.pt")

@@ -8,7 +8,8 @@ Accepted forms (``torch.load(weights_only=True)``):
   head, dropped); ``part`` chooses the teacher (default, what DINO evaluates) or the student;
 * a file written by ``vosuite convert dino`` (``format: vosuite-backbone``);
 * a vosuite ``method: dino`` run's checkpoint (``final.pt``, ``best.pt``: ``format: vosuite``,
-  keys ``teacher.backbone.*`` / ``student.backbone.*``), ``part`` choosing the branch.
+  keys ``teacher.backbone.*`` / ``student.backbone.*``), ``part`` choosing the branch; also its
+  resume file ``last.pt`` (the live weights under ``model``), so a run can be used while it trains.
 
 Loading is strict: every backbone key must be there with its shape; a file from which no backbone
 weight loads is refused with a one-line error. (The original Betrayed-by-Attention code loads with
@@ -30,6 +31,7 @@ from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
 
 BACKBONE_FORMAT = "vosuite-backbone"
 VOSUITE_FORMAT = "vosuite"  # vosuite.inference.weights.CHECKPOINT_FORMAT (not imported: no cycle)
+RESUME_FORMAT = "vosuite-train"  # vosuite.training.checkpoint's last.pt
 PARTS = ("teacher", "student")
 _PREFIXES = ("module.", "backbone.")
 
@@ -41,6 +43,8 @@ def backbone_state(obj: object, source: str, part: str = "teacher") -> dict[str,
         raise InputError(f"--part {part!r}: use teacher or student")
     if isinstance(obj, Mapping) and obj.get("format") in (BACKBONE_FORMAT, VOSUITE_FORMAT):
         obj = obj.get("state_dict")
+    elif isinstance(obj, Mapping) and obj.get("format") == RESUME_FORMAT:
+        obj = obj.get("model")
     elif isinstance(obj, Mapping) and part in obj and isinstance(obj[part], Mapping):
         obj = obj[part]
     if isinstance(obj, Mapping) and any(str(key).startswith(f"{part}.") for key in obj):
