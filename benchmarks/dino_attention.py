@@ -3,6 +3,7 @@ object before any Betrayed-by-Attention block is trained on it?
 
     python benchmarks/dino_attention.py --split val-dev --models random DINO_RUN/latest.pt
     python benchmarks/dino_attention.py --name dino-vits16 --models dino_deitsmall16_pretrain.pth
+    python benchmarks/dino_attention.py --models random RUN/last.pt --figure attention.png  # and look
 
 Per frame, the last block's CLS attention of each head (``vosuite.inference.attention_probe``),
 thresholded to keep 60 % of its mass (DINO, Sec. 4.2.1, Fig. 4), upsampled to the frame (nearest)
@@ -11,6 +12,8 @@ frames, then over videos. Columns: the best head (the paper's choice: "we show t
 mean over heads, and the mask of the heads' mean map; the centred ellipse (training-free,
 ``vosuite.inference.unsupervised_baselines``) is scored on the same frames. ``random`` is the
 variant with its seeded random initialisation (seed 0): a probe of what the architecture alone gives.
+``--figure`` draws, for frame 20 of the first three videos, each backbone's heads' maps (min-max
+scaled, viridis) next to the frame.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import cv2
 import numpy as np
 import torch
 
@@ -58,12 +62,42 @@ def video_scores(vit, video: VideoRecord, short_side: int, mass: float) -> np.nd
     return np.asarray(rows)
 
 
-def probe(model: str, name: str, videos: list[VideoRecord], short_side: int, mass: float) -> str:
+def backbone(model: str, name: str):
     if model == "random":
         torch.manual_seed(0)
-        vit = build_vit(name)
-    else:
-        vit = build_vit(name, model, part="teacher")
+        return build_vit(name)
+    return build_vit(name, model, part="teacher")
+
+
+def heat(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[h, w] -> RGB uint8 [H, W, 3], min-max scaled, viridis, nearest-upsampled."""
+    scaled = (values - values.min()) / max(float(values.max() - values.min()), 1e-12)
+    grey = cv2.resize((scaled * 255).astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST)
+    return cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS)[:, :, ::-1]
+
+
+def figure(models: list[str], name: str, videos: list[VideoRecord], short_side: int, out: str) -> None:
+    """One row per video (frame 20, or its last): the frame, then every backbone's heads."""
+    vits = [backbone(model, name) for model in models]
+    rows = []
+    for video in videos[:3]:
+        rgb = read_image_rgb(video.frame_paths[min(20, len(video.frame_paths) - 1)])
+        size = dino_frame_size(*rgb.shape[:2], short_side=short_side)
+        image = dino_preprocess(rgb, size)
+        tiles = [cv2.resize(rgb, size[::-1])]
+        for vit in vits:
+            tiles += [heat(head.numpy(), size) for head in cls_attention(vit, image)]
+        rows.append(np.concatenate(tiles, axis=1))
+    grid = np.concatenate(rows, axis=0)
+    scale = min(1.0, 1600 / grid.shape[1])  # a page's width
+    grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(out, grid[:, :, ::-1])
+    heads = vits[0].blocks[-1].attn.num_heads
+    print(f"wrote {out}: rows = videos; columns = the frame, then {heads} heads of each of {', '.join(models)}")
+
+
+def probe(model: str, name: str, videos: list[VideoRecord], short_side: int, mass: float) -> str:
+    vit = backbone(model, name)
     start = time.perf_counter()
     per_video = np.stack([video_scores(vit, video, short_side, mass).mean(0) for video in videos])
     seconds = time.perf_counter() - start
@@ -83,6 +117,7 @@ def main() -> None:
     parser.add_argument("--short-side", type=int, default=240)
     parser.add_argument("--mass", type=float, default=DINO_MASS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--figure", help="also draw the heads' maps of frame 20 of three videos (PNG)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     videos = list(open_dataset("davis2016", args.root, args.split))
@@ -92,6 +127,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for model in args.models:
         print(probe(model, args.name, videos, args.short_side, args.mass), flush=True)
+    if args.figure:
+        figure(args.models, args.name, videos, args.short_side, args.figure)
 
 
 if __name__ == "__main__":
