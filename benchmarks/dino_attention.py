@@ -8,8 +8,8 @@ object before any Betrayed-by-Attention block is trained on it?
 Per frame, the last block's CLS attention of each head (``vosuite.inference.attention_probe``),
 thresholded to keep 60 % of its mass (DINO, Sec. 4.2.1, Fig. 4), upsampled to the frame (nearest)
 and scored by its Jaccard index with the DAVIS-2016 foreground. Mean over each video's annotated
-frames, then over videos. Columns: the best head (the paper's choice: "we show the best head"), the
-mean over heads, and the mask of the heads' mean map; the centred ellipse (training-free,
+frames, then over videos. Columns: the best head (the head the paper's Fig. 4 shows), the mean
+over heads, and the mask of the heads' mean map; the centred ellipse (training-free,
 ``vosuite.inference.unsupervised_baselines``) is scored on the same frames. ``random`` is the
 variant with its seeded random initialisation (seed 0): a probe of what the architecture alone gives.
 ``--figure`` draws, for frame 20 of the first three videos, each backbone's heads' maps (min-max
@@ -30,7 +30,7 @@ from vosuite.datasets.base import VideoRecord
 from vosuite.inference.attention_probe import DINO_MASS, cls_attention, mass_masks
 from vosuite.inference.unsupervised_baselines import centred_ellipse
 from vosuite.io.frames import read_image_rgb
-from vosuite.nn.vit import dino_frame_size, dino_preprocess
+from vosuite.nn.vit import VisionTransformer, dino_frame_size, dino_preprocess
 from vosuite.nn.vit_checkpoint import build_vit
 
 
@@ -46,7 +46,7 @@ def upsample(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return scaled.numpy() > 0.5
 
 
-def video_scores(vit, video: VideoRecord, short_side: int, mass: float) -> np.ndarray:
+def video_scores(vit: VisionTransformer, video: VideoRecord, short_side: int, mass: float) -> np.ndarray:
     """[annotated frames, heads + 2]: J of each head's mask, of the mean map's mask, of the ellipse."""
     rows = []
     frames = dict(zip(video.frame_names, video.frame_paths, strict=True))
@@ -62,7 +62,8 @@ def video_scores(vit, video: VideoRecord, short_side: int, mass: float) -> np.nd
     return np.asarray(rows)
 
 
-def backbone(model: str, name: str):
+def backbone(model: str, name: str) -> VisionTransformer:
+    """'random' (seed 0) or a DINO file's teacher backbone."""
     if model == "random":
         torch.manual_seed(0)
         return build_vit(name)
