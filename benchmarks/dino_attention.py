@@ -30,14 +30,9 @@ from vosuite.datasets.base import VideoRecord
 from vosuite.inference.attention_probe import DINO_MASS, cls_attention, mass_masks
 from vosuite.inference.unsupervised_baselines import centred_ellipse
 from vosuite.io.frames import read_image_rgb
+from vosuite.metrics.region import region_similarity
 from vosuite.nn.vit import VisionTransformer, dino_frame_size, dino_preprocess
 from vosuite.nn.vit_checkpoint import build_vit
-
-
-def jaccard(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """IoU of two bool masks; 1 when both are empty (the DAVIS convention)."""
-    union = np.logical_or(prediction, truth).sum()
-    return 1.0 if union == 0 else float(np.logical_and(prediction, truth).sum() / union)
 
 
 def upsample(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -58,7 +53,7 @@ def video_scores(vit: VisionTransformer, video: VideoRecord, short_side: int, ma
         masks = torch.cat([mass_masks(attention, mass), mass_masks(attention.mean(0, keepdim=True), mass)])
         masks = upsample(masks, truth.shape)
         ellipse = centred_ellipse(*truth.shape) > 0
-        rows.append([jaccard(m, truth) for m in masks] + [jaccard(ellipse, truth)])
+        rows.append([region_similarity(m, truth) for m in masks] + [region_similarity(ellipse, truth)])
     return np.asarray(rows)
 
 

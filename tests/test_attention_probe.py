@@ -31,8 +31,8 @@ def test_mass_masks_keep_the_smallest_top_set_holding_the_mass(mass: float) -> N
         assert np.array_equal(masks[head].flatten().numpy(), expected)
         kept = weights[expected].sum() / weights.sum()
         assert kept >= mass - 1e-6
-        dropped_largest = np.sort(weights[expected])[1:].sum() / weights.sum() if expected.sum() > 1 else 0.0
-        assert dropped_largest < mass  # minimal: without its smallest entry the set holds less
+        without_smallest = np.sort(weights[expected])[1:].sum() / weights.sum() if expected.sum() > 1 else 0.0
+        assert without_smallest < mass  # minimal: without its smallest entry the set holds less
 
 
 def test_mass_masks_refuse_a_share_outside_0_1() -> None:
