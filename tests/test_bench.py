@@ -57,9 +57,9 @@ def test_onnx_int8_row_quantises_the_encoder_on_the_calibration_frames(clip_root
     int8_row = measure("deaot-t-deform", None, "onnx-int8", "generic", str(clip_root), None, None, None,
                        calibration=str(clip_root / "JPEGImages"))
     assert int8_row.runtime == "onnx-int8" and int8_row.frames == float_row.frames == 5
-    # the int8 encoder moves the masks a little. ONNX Runtime's int8 kernels differ by CPU; on this
-    # clip, J&F: 0.3366 against 0.3392 (AMD EPYC, a difference of 0.0026), 0.3363 against 0.3417
-    # (Intel Xeon, 0.0054)
-    assert 0 < abs(int8_row.jf - float_row.jf) < 0.006
+    # the int8 encoder moves the masks. ONNX Runtime's int8 kernels differ by CPU; the J&F shift on
+    # this clip: 0.0026 (AMD EPYC, AVX-512 VNNI), 0.0054 (Intel Xeon, AVX-512), 0.0350 (AVX2 only:
+    # qemu -cpu Haswell on the EPYC), 0.0352 (an AMD EPYC with AVX2 and no AVX-512)
+    assert 0 < abs(int8_row.jf - float_row.jf) < 0.05
     with pytest.raises(InputError, match="--calibration"):
         measure("deaot-t-deform", None, "onnx-int8", "generic", str(clip_root), None, None, None)

@@ -37,6 +37,19 @@ def _md5(t: torch.Tensor | np.ndarray) -> str:
     return hashlib.md5(arr.tobytes()).hexdigest()
 
 
+def _assert_matches_original_input(img: torch.Tensor, inputs: dict, frame: int) -> None:
+    """The normalised network input [3, H, W] against the original's: its three 16x16 crops and its
+    per-channel sums. cv2's bicubic resize rounds by CPU kernel: bit-exact (the md5 agrees) with
+    AVX-512 and with ATEN_CPU_CAPABILITY=avx2; on AVX2-only CPUs (qemu -cpu Haswell) crops differ
+    by at most 2.4e-7 and sums by 3.2e-12 of the absolute sum."""
+    for key, ((y0, y1), (x0, x1)) in inputs["input_crop_slices"].items():
+        torch.testing.assert_close(img[:, y0:y1, x0:x1], inputs["input_crops"][key][frame], rtol=0, atol=1e-6)
+    sums, abs_sums = img.double().sum(dim=(1, 2)), img.double().abs().sum(dim=(1, 2))
+    scale = inputs["input_abssum"][frame].double()
+    assert ((sums - inputs["input_sum"][frame].double()).abs() / scale).max() < 1e-10, f"frame {frame} input sums"
+    assert ((abs_sums - scale).abs() / scale).max() < 1e-10, f"frame {frame} input abs sums"
+
+
 def _unpack(packed: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
     return np.unpackbits(packed.numpy())[: shape[0] * shape[1]].reshape(shape)
 
@@ -89,9 +102,7 @@ def test_preprocessing(fx):
     for i, (rgb, img) in enumerate(zip(fx["rgb"], fx["imgs"], strict=True)):
         assert _md5(rgb) == inputs["rgb_uint8_md5"][i]
         assert img.dtype == torch.float32 and tuple(img.shape) == (1, 3, 481, 849)
-        assert _md5(img[0]) == inputs["input_md5"][i], f"frame {i} input differs"
-        for key, ((y0, y1), (x0, x1)) in inputs["input_crop_slices"].items():
-            assert torch.equal(img[0, :, y0:y1, x0:x1], inputs["input_crops"][key][i])
+        _assert_matches_original_input(img[0], inputs, i)
 
 
 def test_registry_preprocessing_is_the_original(fx, model):
@@ -99,7 +110,7 @@ def test_registry_preprocessing_is_the_original(fx, model):
     from vosuite.registry import preprocess
 
     for i, rgb in enumerate(fx["rgb"]):
-        assert _md5(preprocess(model, rgb)[0]) == fx["in"]["input_md5"][i]
+        _assert_matches_original_input(preprocess(model, rgb)[0], fx["in"], i)
 
 
 def test_encoder_frame0(fx, model):

@@ -95,8 +95,9 @@ def test_training_clip_forward_uses_the_inference_memory_rule(tiny):
     assert len(out.logits) == len(step_logits) == 5
     for train, infer in zip(out.logits, step_logits, strict=True):
         # live channels (dead ones are masked in training); the batched encoder of the clip rounds
-        # differently: measured max |difference| 6.0e-7 on logits of magnitude 2.7
-        assert (train[:, :4] - infer[:, :4]).abs().max().item() <= 1e-6
+        # differently, by CPU kernel: max |difference| 6.0e-7 (AVX-512), 1.07e-6 (an AVX2-only AMD
+        # EPYC), 2.26e-6 (AVX2 only: qemu -cpu Haswell) on logits of magnitude 2.7
+        assert (train[:, :4] - infer[:, :4]).abs().max().item() <= 5e-6
     # frames 2 and 4 joined (gap 2), the cap (2) dropped frame 2 but kept the reference
     assert out.memory.long_term.refs == memory.groups[0].long_term.refs == (False, True)
     for train, infer in zip(out.memory.long_term.layers, memory.groups[0].long_term.layers, strict=True):

@@ -50,7 +50,7 @@ def test_an_existing_empty_folder_is_used(tmp_path: Path) -> None:
 def test_a_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.write_text("a file")
-    with pytest.raises(InputError, match="output path exists and is not a folder"):
+    with pytest.raises(InputError, match="exists and is not a folder"):
         OutputFolder(out, overwrite=True)
     assert out.read_text() == "a file"
 

@@ -177,9 +177,10 @@ def test_int8_export_quantises_the_encoder_and_still_segments(tmp_path: Path) ->
     frames = [f.rgb for f in open_frames(root / "JPEGImages" / "shapes")]
     mask = read_mask(root / "Annotations" / "shapes" / "00000.png")
     _, equal = compare(Segmenter(progress=False), Segmenter(progress=False, runtime="onnx", onnx_dir=out), frames, mask)
-    # measured 0.9957 and 0.9950 of the pixels on two development machines (calibrated on one frame of the
-    # clip; the int8 kernels differ between CPUs)
-    assert equal > 0.993, equal
+    # calibrated on one frame of the clip; ONNX Runtime's int8 kernels differ by CPU. Equal pixels:
+    # 0.9957 (AMD EPYC, AVX-512), 0.9950 (Intel Xeon, AVX-512), 0.9901 (AVX2 only: qemu -cpu Haswell),
+    # 0.9778 (an AMD EPYC with AVX2 and no AVX-512)
+    assert equal > 0.97, equal
 
 
 @pytest.mark.parametrize("name", ["deaot-t-deform", "deaot-l"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vosuite import __version__
@@ -13,13 +13,46 @@ from vosuite.errors import VosuiteError
 EXIT_INPUT_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit status 2), like every other vosuite error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_INPUT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, minimum: float, maximum: float | None = None, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a ``kind`` number >= ``minimum`` (> with ``above``), <= ``maximum``."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        too_low = value <= minimum if above else value < minimum
+        if too_low or (maximum is not None and value > maximum) or value != value:
+            bound = f"> {minimum:g}" if above else f">= {minimum:g}"
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}" + (f" and <= {maximum:g}" if maximum else ""))
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+POSITIVE_FLOAT = _number(float, 0, above=True)
+
+
 def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval", help="score predictions with the DAVIS J/F metrics",
         description="Score predicted masks (<pred>/<video>/<frame>.png) against ground truth with the DAVIS "
                     "protocol. Numbers equal the official davis2017-evaluation code.")
-    parser.add_argument("--gt", required=True, type=Path, help="ground-truth dataset root")
-    parser.add_argument("--pred", required=True, type=Path, help="folder of predictions, one sub-folder per video")
+    truth = parser.add_mutually_exclusive_group(required=True)
+    truth.add_argument("--gt", type=Path, help="ground-truth dataset root")
+    truth.add_argument("--gt-masks", type=Path, metavar="DIR",
+                       help="one video's ground-truth masks (e.g. .../chair/Annotations): --pred is then that video's "
+                            "predicted masks (e.g. `vosuite segment --out`), frames matched by name where the names "
+                            "agree, else by order")
+    parser.add_argument("--pred", required=True, type=Path,
+                        help="folder of predictions, one sub-folder per video (with --gt-masks: the masks themselves)")
     parser.add_argument("--dataset", default="auto",
                         choices=["auto", "davis2016", "davis2017", "youtubevos", "generic"],
                         help="layout of --gt (default: detected)")
@@ -32,18 +65,20 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", nargs="+", type=Path, default=[], metavar="FILE",
                         help="write results: .csv (official columns) and/or .json (everything)")
     parser.add_argument("--plot", type=Path, help="write a per-sequence J&F bar chart (PNG)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --out / --plot files")
     parser.add_argument("--by-size", action="store_true",
                         help="also print J and F by ground-truth object size (absent, <1%%, 1-5%%, >=5%% of "
                              "the frame; always in --out .json)")
     parser.add_argument("--official-decay", action="store_true",
                         help="reproduce the official code's uint8 Decay bins (wrong for >= 256 scored frames)")
     parser.add_argument("--strict", action="store_true", help="predicted ids that are not objects are errors")
-    parser.add_argument("--max-proposals", type=int, default=20, help="unsupervised: most proposals per video")
+    parser.add_argument("--max-proposals", type=POSITIVE_INT, default=20,
+                        help="unsupervised: most proposals per video")
     parser.add_argument("--per-frame-matching", action="store_true",
                         help="unsupervised: match proposals to objects on every frame (the SSL-UVOS fork that "
                              "Betrayed by Attention reports; flatters: use with --max-proposals 300) instead of "
                              "once per sequence (official)")
-    parser.add_argument("--workers", type=int, help="threads (default: every core)")
+    parser.add_argument("--workers", type=POSITIVE_INT, help="threads (default: every core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -54,10 +89,12 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                     "where the object covers <1%, 1-5%, >=5% of the frame, or is absent).")
     parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json", help="files of `vosuite eval --out`")
     parser.add_argument("--names", nargs="+", metavar="NAME", help="row names (default: the file names)")
-    parser.add_argument("--size-edges", nargs="+", type=float, default=[0.01, 0.05], metavar="FRACTION",
+    parser.add_argument("--size-edges", nargs="+", type=_number(float, 0, 1, above=True), default=[0.01, 0.05],
+                        metavar="FRACTION",
                         help="area fractions between size bins (default: 0.01 0.05)")
     parser.add_argument("--per-sequence", action="store_true", help="also one J&F column per sequence")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a J/F bar chart by object size")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
@@ -75,7 +112,8 @@ def _add_pack(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("pack", help="zip predictions for the YouTube-VOS evaluation server",
                                  description="Zip <pred>/<video>/<frame>.png as Annotations/<video>/<frame>.png.")
     parser.add_argument("--pred", required=True, type=Path, help="folder of predictions")
-    parser.add_argument("--out", required=True, type=Path, help="zip file to write")
+    parser.add_argument("--out", required=True, type=Path, help="zip file to write (outside --pred)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing zip")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -88,15 +126,15 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path,
                         help="weights: a vosuite checkpoint (`vosuite train`'s final.pt, `vosuite convert aot`) "
                              "or an aot-benchmark one")
-    parser.add_argument("--size", type=int, metavar="PIXELS",
+    parser.add_argument("--size", type=POSITIVE_INT, metavar="PIXELS",
                         help="internal resolution (outputs stay at the input resolution); default: the size "
                              "the checkpoint was trained for, else the model's. DeAOT: shrink frames so the "
                              "short side is <= PIXELS before the model's size rule; S2S: scale the short side "
                              "to PIXELS (default 256), then round both sides to multiples of 32")
-    parser.add_argument("--long-term-gap", type=int, metavar="N",
+    parser.add_argument("--long-term-gap", type=POSITIVE_INT, metavar="N",
                         help="DeAOT: add a frame to the long-term memory every N frames (default: the model's); "
                              "an error with S2S models, which keep a fixed-size state per object")
-    parser.add_argument("--max-memory-frames", type=int, default=32, metavar="N",
+    parser.add_argument("--max-memory-frames", type=POSITIVE_INT, default=32, metavar="N",
                         help="DeAOT: most long-term memory frames; the oldest non-reference frames are dropped "
                              "(default: 32); another value is an error with S2S models")
     parser.add_argument("--merge", choices=["soft", "rs2s"],
@@ -113,9 +151,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """Threads, device, --overwrite and --no-progress of the commands that run a network."""
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
+    parser.add_argument("--threads", type=POSITIVE_INT,
+                        help="torch threads (default: every core this process may use)")
     parser.add_argument("--device", default="cpu", help="where the network runs: cpu (default), cuda, cuda:1 ...")
-    parser.add_argument("--overwrite", action="store_true", help="replace what vosuite wrote in the output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what vosuite wrote in the output folder, and an existing --overlay file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -162,13 +202,13 @@ def _add_discover(commands: argparse._SubParsersAction) -> None:
                              "the camera)")
     parser.add_argument("--checkpoint", type=Path, help="its weights (a vosuite bba checkpoint, e.g. a method: bba "
                                                         "run's final.pt)")
-    parser.add_argument("--tau", type=float, default=1.0,
+    parser.add_argument("--tau", type=POSITIVE_FLOAT, default=1.0,
                         help="clustering distance threshold (default 1.0, the original's; smaller: more proposals)")
-    parser.add_argument("--ratio", type=int, default=10, help="a key frame every N frames (default 10)")
+    parser.add_argument("--ratio", type=POSITIVE_INT, default=10, help="a key frame every N frames (default 10)")
     parser.add_argument("--single-object", action="store_true",
                         help="DAVIS-2016 style: write one proposal as the foreground (0/1 masks), the one whose "
                              "pixels touch the frame border least, as a share of its area")
-    parser.add_argument("--size", type=int, metavar="PIXELS", help="internal short side (default 240)")
+    parser.add_argument("--size", type=POSITIVE_INT, metavar="PIXELS", help="internal short side (default 240)")
     _add_run_options(parser)
 
 
@@ -187,7 +227,7 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
                                         "best.pt); loading casts it back to float32.")
     half.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="vosuite checkpoint (.pt)")
     half.add_argument("out", type=Path, metavar="OUT", help="float16 checkpoint to write (.pt)")
-    half.add_argument("--size", type=int, metavar="PIXELS",
+    half.add_argument("--size", type=POSITIVE_INT, metavar="PIXELS",
                       help="record the internal resolution the weights were trained for (default: keep the "
                            "checkpoint's)")
     half.add_argument("--int8", action="store_true",
@@ -254,11 +294,13 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration", type=Path, default=None, metavar="DIR",
                         help="with onnx-int8: a folder of frame folders, frame 10 of each calibrates (default for "
                              "davis2016: ROOT/JPEGImages/240p, the train frames, when it exists)")
-    parser.add_argument("--size", type=int, metavar="PIXELS", help="internal resolution (default: each model's)")
-    parser.add_argument("--videos", type=int, metavar="N", help="only the first N videos of the split")
-    parser.add_argument("--threads", type=int, default=2, help="threads of each run (default 2)")
+    parser.add_argument("--size", type=POSITIVE_INT, metavar="PIXELS",
+                        help="internal resolution (default: each model's)")
+    parser.add_argument("--videos", type=POSITIVE_INT, metavar="N", help="only the first N videos of the split")
+    parser.add_argument("--threads", type=POSITIVE_INT, default=2, help="threads of each run (default 2)")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw J&F against ms/frame")
     parser.add_argument("--out", type=Path, metavar="FILE.json", help="also write the rows as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --plot / --out files")
 
 
 def _add_app(commands: argparse._SubParsersAction) -> None:
@@ -269,10 +311,12 @@ def _add_app(commands: argparse._SubParsersAction) -> None:
                     "or the server stops. It binds to 127.0.0.1: anyone who can reach it can read the video paths "
                     "this machine's user can.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--threads", type=int, default=None, help="compute threads (default: all cores)")
-    parser.add_argument("--max-upload-mb", type=float, default=500.0, help="largest video upload (default 500 MB)")
-    parser.add_argument("--max-frames", type=int, default=10_000, help="longest video in frames (default 10000)")
+    parser.add_argument("--port", type=_number(int, 1, 65535), default=7860, help="port (default 7860)")
+    parser.add_argument("--threads", type=POSITIVE_INT, default=None, help="compute threads (default: all cores)")
+    parser.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=500.0,
+                        help="largest video upload (default 500 MB)")
+    parser.add_argument("--max-frames", type=POSITIVE_INT, default=10_000,
+                        help="longest video in frames (default 10000)")
     parser.add_argument("--work-dir", type=Path, help="where session folders go (default: the system's temp folder)")
 
 
@@ -306,15 +350,17 @@ def _add_plot_log(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE.png",
                         help="image to write (default for one run: RUN/curves.png; needed for several)")
     parser.add_argument("--names", nargs="+", metavar="NAME", help="legend names (default: the run folder names)")
-    parser.add_argument("--smooth", type=int, default=1, metavar="N",
+    parser.add_argument("--smooth", type=POSITIVE_INT, default=1, metavar="N",
                         help="moving average of the loss over N logged points (default: 1, none)")
     parser.add_argument("--keys", nargs="+", metavar="KEY",
                         help="logged training values to draw instead of the loss terms, e.g. teacher_entropy "
                              "student_entropy max_entropy (DINO's collapse watch)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file (a run's own curves.png is always replaced)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vosuite", description="Video object segmentation toolkit.")
+    parser = _Parser(prog="vosuite", description="Video object segmentation toolkit.")
     parser.add_argument("--version", action="version", version=f"vosuite {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -347,19 +393,25 @@ def _run_eval(args: argparse.Namespace) -> int:
     config = EvaluationConfig(task=args.task, official_decay=args.official_decay, strict=args.strict,
                               max_proposals=args.max_proposals, workers=args.workers,
                               per_frame_matching=args.per_frame_matching)
+    if args.gt_masks is not None and (args.split or args.sequences or args.dataset != "auto"):
+        raise VosuiteError("--gt-masks scores one video: --split, --sequences and --dataset apply to --gt")
     run_eval(EvalRequest(ground_truth=args.gt, predictions=args.pred, dataset=args.dataset, split=args.split,
                          sequences=args.sequences, config=config, out=args.out, plot=args.plot,
-                         show_progress=not args.no_progress, by_size=args.by_size))
+                         show_progress=not args.no_progress, by_size=args.by_size, gt_masks=args.gt_masks,
+                         overwrite=args.overwrite))
     return 0
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    from vosuite.io.output import claim_file
     from vosuite.metrics.compare import comparison_table, coverage_warning, default_names, load_run, plot_comparison
     from vosuite.metrics.report import wide_console
 
     names = args.names or default_names(args.results)
     if len(names) != len(args.results):
         raise VosuiteError(f"--names: {len(names)} names for {len(args.results)} results files")
+    if args.plot is not None:
+        claim_file(args.plot, overwrite=args.overwrite, inputs=args.results, option="--plot")
     runs = [load_run(path, name, args.size_edges) for path, name in zip(args.results, names, strict=True)]
     console = wide_console(None, width=160)
     console.print(comparison_table(runs, per_sequence=args.per_sequence))
@@ -387,7 +439,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_pack(args: argparse.Namespace) -> int:
     from vosuite.io.submission import pack_predictions
 
-    count = pack_predictions(args.pred, args.out)
+    count = pack_predictions(args.pred, args.out, overwrite=args.overwrite)
     print(f"wrote {args.out} ({count} masks)")
     return 0
 
@@ -483,10 +535,14 @@ def _run_bench(args: argparse.Namespace) -> int:
 
     from vosuite.bench import bench, plot, print_table
     from vosuite.io.atomic import write_text_atomic
+    from vosuite.io.output import claim_file
     from vosuite.registry import DEFAULT_MODEL
 
     if not args.root.is_dir():
         raise VosuiteError(f"--root {args.root}: no such folder")
+    for option, path in (("--plot", args.plot), ("--out", args.out)):
+        if path is not None:
+            claim_file(path, overwrite=args.overwrite, inputs=(args.root, args.calibration), option=option)
     split = args.split if args.split is not None else ("val-dev" if args.dataset == "davis2016" else None)
     calibration = args.calibration
     if calibration is None and "onnx-int8" in args.runtimes:
@@ -547,7 +603,9 @@ def _run_models(args: argparse.Namespace) -> int:
 def _run_plot_log(args: argparse.Namespace) -> int:
     from vosuite.training.plot import plot_log
 
-    print(f"wrote {plot_log(list(args.runs), args.out, smooth=args.smooth, names=args.names, keys=args.keys)}")
+    out = plot_log(list(args.runs), args.out, smooth=args.smooth, names=args.names, keys=args.keys,
+                   overwrite=args.overwrite)
+    print(f"wrote {out}")
     return 0
 
 
@@ -556,18 +614,31 @@ COMMANDS = {"eval": _run_eval, "compare": _run_compare, "demo": _run_demo, "pack
             "models": _run_models, "discover": _run_discover, "train": _run_train, "plot-log": _run_plot_log}
 
 
+def error_line(error: BaseException) -> str:
+    """One line for any error: an OS error names its path(s) and reason, anything else its message."""
+    if isinstance(error, OSError) and error.strerror:
+        paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+        text = f"{paths}: {error.strerror}" if paths else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+        if not isinstance(error, VosuiteError):
+            text = f"{type(error).__name__}: {text}"
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error is one line on stderr and exit status 2 (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except VosuiteError as error:
-        if args.debug:
-            raise
-        print(f"vosuite: error: {error}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         print("vosuite: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - the CLI boundary: one line, whatever the cause
+        if args.debug:
+            raise
+        print(f"vosuite: error: {error_line(error)}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
 
 
 if __name__ == "__main__":

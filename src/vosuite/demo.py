@@ -17,7 +17,7 @@ from vosuite.datasets.registry import open_dataset
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
 from vosuite.evaluate import EvalRequest, run_eval
-from vosuite.io.output import prepare_output
+from vosuite.io.output import OutputFolder, prepare_output
 from vosuite.registry import DEFAULT_MODEL
 
 TRACKERS = ("student", "flow")
@@ -29,7 +29,11 @@ def run_demo(out: Path, overwrite: bool = False, console: Console | None = None,
     if tracker not in TRACKERS:
         raise InputError(f"--tracker {tracker!r}: use one of {', '.join(TRACKERS)}")
     console = console or Console()
-    folder = prepare_output(out, overwrite)
+    with prepare_output(out, overwrite) as folder:
+        return _demo_into(folder, out, console, tracker)
+
+
+def _demo_into(folder: OutputFolder, out: Path, console: Console, tracker: str) -> float:
     config = SyntheticClipConfig()
     clip_root = write_clip(out / "clip", config)
     folder.adopt("clip")

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from vosuite.distributed import resolve_device
 from vosuite.errors import InputError
 from vosuite.inference.discover import (
     WINDOW,
@@ -45,7 +46,7 @@ from vosuite.inference.weights import load_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import write_mask
 from vosuite.io.output import prepare_output
-from vosuite.io.overlay import OverlayWriter
+from vosuite.io.overlay import claimed_overlay
 from vosuite.models.baseline import TrainingFreeTracker
 from vosuite.models.bba import BetrayedByAttention
 from vosuite.progress import progress_bar
@@ -106,8 +107,11 @@ class Discoverer:
             raise InputError(f"{self.model.cfg.name} follows given masks: run it with `vosuite segment` or `infer`")
         if not self.baseline and (not isinstance(self.model, BetrayedByAttention) or self.model.cfg.backbone is None):
             raise InputError(f"{checkpoint or model}: not a Betrayed-by-Attention model with its DINO backbone")
-        if tau <= 0 or ratio < 1:
+        if not tau > 0 or ratio < 1:
             raise InputError(f"--tau must be positive and --ratio >= 1 (got {tau}, {ratio})")
+        if size is not None and size < 1:
+            raise InputError(f"--size {size}: must be a positive number of pixels")
+        device = str(resolve_device(device))
         self.model = self.model.to(device).eval()
         self.tau, self.ratio, self.device = tau, ratio, device
         self.size = size or self.model.default_size or DEFAULT_DISCOVER_SIZE
@@ -210,10 +214,11 @@ class Discoverer:
         masks of the picked foreground) for every frame, and an overlay video."""
         source = open_frames(video)
         names = source.names
-        folder = prepare_output(Path(out_dir), overwrite)
+        folder = prepare_output(Path(out_dir), overwrite, (video,))
         started, count = time.perf_counter(), 0
         with contextlib.ExitStack() as stack:
-            writer = stack.enter_context(OverlayWriter(overlay, fps=source.fps or 24.0)) if overlay else None
+            stack.enter_context(folder)
+            writer = stack.enter_context(claimed_overlay(overlay, source.fps, folder, overwrite, (video,)))
             update = stack.enter_context(progress_bar("discovering", self.progress))
             frames = iter(source)
             stream = self.single_object(video) if single_object else self.discover(video)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from vosuite.errors import InputError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -36,13 +38,32 @@ class DistContext:
         return self.rank == 0
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> this rank's GPU when CUDA is available, else the CPU."""
+SUPPORTED_DEVICES = ("cpu", "cuda", "mps")
+
+
+def resolve_device(name: str, local_rank: int = 0, option: str = "--device") -> torch.device:
+    """The device ``name`` stands for, checked against this torch build: ``auto`` -> this rank's GPU
+    when CUDA is available, else the CPU; ``cuda`` -> this rank's GPU; an unknown name or a device
+    this build or machine lacks is an InputError naming ``option``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"{option} {name!r}: not a device (cpu, cuda, cuda:N, mps)") from None
+    if device.type not in SUPPORTED_DEVICES:
+        raise InputError(f"{option} {name!r}: vosuite runs on {', '.join(SUPPORTED_DEVICES)}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"{option} {name}: no MPS device here; use cpu")
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise InputError(f"{option} {name}: this PyTorch build ({torch.__version__}) sees no CUDA device; use cpu")
+    if device.index is None:
+        device = torch.device("cuda", local_rank)
+    if device.index >= torch.cuda.device_count():
+        raise InputError(f"{option} {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def init_distributed(device: str = "auto") -> DistContext:

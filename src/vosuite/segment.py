@@ -34,7 +34,7 @@ from torch import nn
 
 from vosuite.datasets.base import VideoRecord, files_by_stem
 from vosuite.datasets.registry import open_dataset
-from vosuite.distributed import barrier, init_distributed, shard, shutdown, sum_over_ranks
+from vosuite.distributed import barrier, init_distributed, resolve_device, shard, shutdown, sum_over_ranks
 from vosuite.errors import InputError
 from vosuite.inference.core import VideoCore
 from vosuite.inference.prompts import dataset_video_frames, lazy_mask, read_prompt_mask, video_prompts
@@ -43,7 +43,7 @@ from vosuite.inference.weights import load_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import write_mask
 from vosuite.io.output import OutputFolder, prepare_output
-from vosuite.io.overlay import OverlayWriter
+from vosuite.io.overlay import claimed_overlay
 from vosuite.io.pipeline import BackgroundWriter, prefetch
 from vosuite.progress import progress_bar
 from vosuite.registry import DEFAULT_MAX_MEMORY_FRAMES, DEFAULT_MODEL, CoreOptions, family_of
@@ -116,8 +116,8 @@ class Segmenter:
         else:
             self.model = load_model(model if model is not None or checkpoint is not None else DEFAULT_MODEL,
                                     checkpoint)
-        self.device = device
-        self.model = self.model.to(device)
+        self.device = str(resolve_device(device)) if device != "cpu" else device
+        self.model = self.model.to(self.device)
         if runtime != "eager" or onnx_dir is not None:
             from vosuite.onnx.runtime import with_runtime
 
@@ -165,7 +165,8 @@ class Segmenter:
         for name in list(later) if names is None else []:  # video files: frames are 00000, 00001, ...
             if name.isdigit() and int(name) > 0:
                 prompts[int(name)] = lazy_mask(later.pop(name))
-        folder = prepare_output(Path(out_dir), overwrite)
+        inputs = (source, first_mask, masks_dir)
+        folder = prepare_output(Path(out_dir), overwrite, inputs)
         core = self.core()
         total = frames.num_frames
         started = time.perf_counter()
@@ -176,8 +177,8 @@ class Segmenter:
                 pending.append(frame)
                 yield frame.rgb
 
-        with self._overlay(overlay, frames.fps) as draw, BackgroundWriter() as writer, \
-                self._progress("segmenting", self.progress) as update:
+        with folder, claimed_overlay(overlay, frames.fps, folder, overwrite, inputs) as draw, \
+                BackgroundWriter() as writer, self._progress("segmenting", self.progress) as update:
             for index, labels in propagate(core, rgb_stream(), prompts):
                 frame = pending.popleft()
                 writer.submit(write_mask, folder.file(f"{frame.name}.png"), labels)
@@ -213,15 +214,6 @@ class Segmenter:
         with progress_bar(description, enabled=enabled) as update:
             yield lambda done, total, rate: update(done, total, rate=rate)
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _overlay(path: str | os.PathLike | None, fps: float | None) -> Iterator[OverlayWriter | None]:
-        if path is None:
-            yield None
-            return
-        with OverlayWriter(path, fps=fps or 24.0) as writer:
-            yield writer
-
     # -- datasets -----------------------------------------------------------------------------
 
     def infer(self, dataset: str, root: str | os.PathLike, out_dir: str | os.PathLike,
@@ -241,15 +233,21 @@ class Segmenter:
         videos = open_dataset(dataset, root, split)
         context = init_distributed(self.device)
         try:
-            return self._infer_shard(videos, context, out_dir, overwrite, dataset)
+            return self._infer_shard(videos, context, root, out_dir, overwrite, dataset)
         finally:
             shutdown(context)
 
-    def _infer_shard(self, videos, context, out_dir: str | os.PathLike, overwrite: bool, dataset: str
-                     ) -> SegmentReport:
-        folder = prepare_output(Path(out_dir), overwrite) if context.is_main else None
+    def _infer_shard(self, videos, context, root: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool,
+                     dataset: str) -> SegmentReport:
+        folder = prepare_output(Path(out_dir), overwrite, (root,)) if context.is_main else None
         barrier(context)
         folder = folder or OutputFolder.attach(out_dir)
+        try:
+            return self._infer_into(videos, context, folder, dataset)
+        finally:
+            folder.close()
+
+    def _infer_into(self, videos, context, folder: OutputFolder, dataset: str) -> SegmentReport:
         names = shard(videos.videos(), context)
         frames = objects = 0
         started = time.perf_counter()

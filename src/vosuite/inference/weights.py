@@ -34,6 +34,7 @@ import torch
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.io.checkpoint_file import read_checkpoint
+from vosuite.io.output import claim_file
 from vosuite.io.weight_quantization import quantize_state_dict
 from vosuite.models.build import build, extract_state_dict, load_state_dict_strict
 from vosuite.models.deaot import DeAOT, DeAOTConfig
@@ -202,8 +203,7 @@ def half_checkpoint(checkpoint: str | Path, out: str | Path, inference_size: int
     if inference_size is not None and inference_size <= 0:
         raise InputError(f"--size {inference_size}: must be a positive number of pixels")
     src, out = Path(checkpoint), Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} exists (pass --overwrite to replace it)")
+    claim_file(out, overwrite=overwrite, inputs=(src,), option="OUT")
     if not is_vosuite_checkpoint(read_checkpoint(src)):
         raise InputError(f"{src} is not a vosuite checkpoint (convert it first: `vosuite convert aot`)")
     return save_checkpoint(load_model(checkpoint=src), out, inference_size=inference_size, dtype=torch.float16,
@@ -224,8 +224,7 @@ def convert_aot(checkpoint: str | Path, out: str | Path, model: str = DEFAULT_MO
     prefixes) -> clean vosuite checkpoint at ``out``. Missing, unexpected or mis-shaped keys are
     an InputError naming them."""
     src, out = Path(checkpoint), Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} exists (pass --overwrite to replace it)")
+    claim_file(out, overwrite=overwrite, inputs=(src,), option="OUT")
     name = canonical_model_name(model)
     if FAMILIES[get_spec(name).family].converter != "aot":
         raise InputError(f"`convert aot` reads aot-benchmark DeAOT checkpoints; {name} is not a DeAOT variant")

@@ -1,21 +1,39 @@
-"""Output folders: never write into a user's results by accident, never delete what vosuite did not write.
+"""The one rule for every path vosuite writes: never replace or delete what vosuite did not write.
 
-The rule: every file vosuite writes into an output folder is first registered with
-:meth:`OutputFolder.file`, which appends its path (relative, POSIX) to a hidden manifest,
-``.vosuite-output``, in the folder's root. ``--overwrite`` then deletes exactly those files, and
-only when *everything* in the folder is vosuite's: one file or folder the manifest does not
-account for (a user's ``notes.txt``, a folder of PNGs from another tool, a folder without a
-manifest) makes vosuite refuse and name it, before anything is deleted.
+Every command claims its outputs here before writing anything:
+
+* **Output folders** (:class:`OutputFolder`, ``--out`` of segment / infer / discover / demo, a PNG
+  ``--overlay`` folder): every file vosuite writes there is first registered with
+  :meth:`OutputFolder.file`, which appends its path (relative, POSIX) to a hidden manifest,
+  ``.vosuite-output``, in the folder's root. A folder with content is refused unless
+  ``overwrite``; ``--overwrite`` then deletes exactly the listed files, and only when *everything*
+  in the folder is vosuite's: one file or folder the manifest does not account for (a user's
+  ``notes.txt``, PNGs from another tool, a folder without a manifest) makes vosuite refuse and
+  name it, before anything is deleted. The folder is locked (:class:`~vosuite.io.folder_lock.FolderLock`)
+  while the run writes, so a second run into it stops at once.
+* **Single output files** (:func:`claim_file`: ``--overlay x.mp4``, ``--plot``, ``eval --out``,
+  ``pack --out``, ``convert``, ``bench --out``, ``plot-log --out``): an existing file is replaced
+  only with ``overwrite`` or when a manifest in its folder lists it (vosuite wrote it).
+* **Inputs are never outputs**: a claimed path may not be, or lie inside, any input of the same
+  command (the video, the mask, a dataset root, a ground-truth folder), ``overwrite`` or not.
+
+Leftover temporary files of vosuite's atomic writes (:mod:`vosuite.io.atomic`) whose writer died
+are recognised and removed, never reported as foreign.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from vosuite.errors import InputError
+from vosuite.io.atomic import remove_stale_temporaries, remove_stale_temporary, temporary_target
+from vosuite.io.folder_lock import FolderLock
 
 MANIFEST_NAME = ".vosuite-output"
+
+PathLike = str | os.PathLike
 
 
 def _normalized(relative: str | PurePosixPath) -> str:
@@ -49,35 +67,124 @@ def _ancestors(listed: set[str]) -> set[str]:
     return {str(parent) for entry in listed for parent in PurePosixPath(entry).parents if parent.parts}
 
 
+def _append_to_manifest(manifest: Path, key: str) -> None:
+    """Add one line to a manifest (one short append: atomic on POSIX)."""
+    with manifest.open("a", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+        handle.flush()
+
+
+def record_files(folder: PathLike, names: Iterable[str]) -> None:
+    """List ``names`` (files vosuite writes directly in ``folder``, e.g. a training run's) in the
+    folder's manifest, so that vosuite may later replace them without ``--overwrite``."""
+    manifest = Path(folder) / MANIFEST_NAME
+    listed = _read_manifest(manifest)
+    for name in names:
+        key = _normalized(name)
+        if key not in listed:
+            _append_to_manifest(manifest, key)
+            listed.add(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs are never outputs
+# ---------------------------------------------------------------------------------------------
+
+def _is_within(path: Path, ancestor: Path) -> bool:
+    return path == ancestor or ancestor in path.parents
+
+
+def ensure_outside(output: PathLike, inputs: Iterable[PathLike | None], option: str) -> None:
+    """InputError if ``output`` is one of ``inputs`` or lies inside an input folder (symbolic links
+    resolved), whatever ``--overwrite`` says: vosuite never writes into what it reads."""
+    target = Path(output).resolve()
+    for source in inputs:
+        if source is None:
+            continue
+        resolved = Path(source).resolve()
+        if _is_within(target, resolved):
+            where = "is" if target == resolved else "lies inside"
+            raise InputError(f"{option} {output}: {where} the input {source}; choose a path outside the inputs")
+
+
+# ---------------------------------------------------------------------------------------------
+# Single files
+# ---------------------------------------------------------------------------------------------
+
+def _listed_by_folder(path: Path) -> bool:
+    """Whether the manifest of ``path``'s folder lists it (vosuite wrote it there)."""
+    return path.name in _read_manifest(path.parent / MANIFEST_NAME)
+
+
+def claim_file(path: PathLike, *, overwrite: bool, inputs: Iterable[PathLike | None] = (),
+               option: str = "--out") -> Path:
+    """Check that vosuite may write the single file ``path`` and return it.
+
+    Refused (InputError naming ``option``): a path that is or lies inside an input; a folder; an
+    existing file, unless ``overwrite`` or its folder's manifest lists it; a parent that is a
+    file. Stale temporary files of earlier writes of the same file are removed. When the folder
+    is one of vosuite's output folders (it has a manifest), the file is recorded there.
+    """
+    target = Path(path)
+    ensure_outside(target, inputs, option)
+    if target.name in ("", ".", ".."):
+        raise InputError(f"{option} {path}: not a file name")
+    if target.is_dir():
+        raise InputError(f"{option} {path}: is a folder, expected a file")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{option} {path}: {parent} is not a folder")
+            break
+    if (target.exists() or target.is_symlink()) and not overwrite and not _listed_by_folder(target):
+        raise InputError(f"{option} {path}: exists and vosuite did not write it (pass --overwrite to replace it)")
+    remove_stale_temporaries(target)
+    manifest = target.parent / MANIFEST_NAME
+    if manifest.is_file() and not _listed_by_folder(target):
+        _append_to_manifest(manifest, target.name)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders
+# ---------------------------------------------------------------------------------------------
+
 class OutputFolder:
     """A folder vosuite writes results into, with a manifest of the files it wrote there.
 
-    ``OutputFolder(path, overwrite)`` creates ``path`` (parents too). A folder that already has
-    content (anything but the manifest) is refused, unless ``overwrite``: then the files listed in
-    its manifest are deleted, with the folders they leave empty, provided every file and folder
-    in it is accounted for by the manifest; otherwise an :class:`InputError` names the first
-    foreign file (in sorted, depth-first order; a foreign folder without files is named itself)
-    and nothing is deleted.
+    ``OutputFolder(path, overwrite, inputs)`` creates ``path`` (parents too) and locks it for
+    this run. A folder that already has content (anything but the manifest and vosuite's stale
+    temporary files) is refused, unless ``overwrite``: then the files listed in its manifest are
+    deleted, with the folders they leave empty, provided every file and folder in it is
+    accounted for by the manifest; otherwise an :class:`InputError` names the first foreign file
+    (in sorted, depth-first order; a foreign folder without files is named itself) and nothing is
+    deleted. A folder that is or lies inside one of ``inputs`` is refused.
 
-    Call :meth:`file` for each file before writing it, so a later ``--overwrite`` may replace it.
+    Call :meth:`file` for each file before writing it, so a later ``--overwrite`` may replace it;
+    :meth:`close` (or leaving a ``with`` block) releases the lock.
     """
 
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+    def __init__(self, path: PathLike, overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
+                 option: str = "--out") -> None:
         self.path = Path(path)
         self.overwrite = overwrite
+        self.option = option
         self.manifest = self.path / MANIFEST_NAME
         self._registered: set[str] = set()
+        self._lock: FolderLock | None = None
+        ensure_outside(self.path, inputs, option)
         self._prepare()
 
     @classmethod
-    def attach(cls, path: str | os.PathLike) -> OutputFolder:
+    def attach(cls, path: PathLike) -> OutputFolder:
         """Another process's handle on a folder a first process has just prepared (the ranks of a
-        ``torchrun`` inference): no check, nothing deleted; files it registers are appended to the
-        same manifest (one short line per append, atomic on POSIX)."""
+        ``torchrun`` inference): no check, no lock, nothing deleted; files it registers are
+        appended to the same manifest (one short line per append, atomic on POSIX)."""
         folder = cls.__new__(cls)
-        folder.path, folder.overwrite = Path(path), False
+        folder.path, folder.overwrite, folder.option = Path(path), False, "--out"
         folder.manifest = folder.path / MANIFEST_NAME
         folder._registered = set()
+        folder._lock = None
         if not folder.path.is_dir():
             raise InputError(f"{folder.path}: output folder missing (the first rank prepares it)")
         return folder
@@ -85,7 +192,18 @@ class OutputFolder:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, overwrite={self.overwrite})"
 
-    def file(self, relative: str | os.PathLike) -> Path:
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the folder's lock (the files stay)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def file(self, relative: PathLike) -> Path:
         """Register a file vosuite is about to write and return its absolute path.
 
         ``relative`` is a path inside the folder (an absolute path under :attr:`path` is accepted
@@ -96,13 +214,15 @@ class OutputFolder:
         target = self.path / key
         target.parent.mkdir(parents=True, exist_ok=True)
         if key not in self._registered:
-            with self.manifest.open("a", encoding="utf-8") as handle:
-                handle.write(key + "\n")
-                handle.flush()
+            _append_to_manifest(self.manifest, key)
             self._registered.add(key)
         return target
 
-    def adopt(self, relative: str | os.PathLike) -> list[Path]:
+    def contains(self, path: PathLike) -> bool:
+        """Whether ``path`` lies inside this folder."""
+        return _is_within(Path(path).resolve(), self.path.resolve())
+
+    def adopt(self, relative: PathLike) -> list[Path]:
         """Register what a helper that knows nothing of manifests just wrote at ``relative`` (a file,
         or every file under a folder); returns the registered files. Prefer :meth:`file` before
         writing: a crash between writing and adopting leaves files a later ``--overwrite`` refuses."""
@@ -120,28 +240,38 @@ class OutputFolder:
             raise ValueError(f"{path} is not inside the output folder {self.path}") from None
 
     def _prepare(self) -> None:
-        """Create the folder, or check and empty an existing one (see the class docstring)."""
+        """Create and lock the folder, then check and empty it (see the class docstring)."""
         if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"{self.path}: output path exists and is not a folder")
+            raise InputError(f"{self.option} {self.path}: exists and is not a folder")
+        for parent in self.path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(f"{self.option} {self.path}: {parent} is not a folder")
+                break
         self.path.mkdir(parents=True, exist_ok=True)
-        if not self._has_content():
-            self._reset_manifest()
-            return
-        if not self.overwrite:
-            raise InputError(
-                f"{self.path}: output folder is not empty (pass --overwrite to replace what vosuite wrote there)"
-            )
-        files, folders = self._scan(_read_manifest(self.manifest))
+        self._lock = FolderLock(self.path)
+        try:
+            self._empty()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _empty(self) -> None:
+        listed = _read_manifest(self.manifest)
+        files, folders, temporaries = self._scan(listed)
+        for temporary in temporaries:
+            if not remove_stale_temporary(temporary):
+                raise InputError(f"{self.option} {self.path}: {temporary.name} is being written by another "
+                                 "vosuite run")
+        if files and not self.overwrite:
+            raise InputError(f"{self.option} {self.path}: output folder is not empty (pass --overwrite to replace "
+                             "what vosuite wrote there)")
         for file in files:
-            file.unlink()
+            file.unlink(missing_ok=True)
         for folder in folders:
             if not any(folder.iterdir()):
                 folder.rmdir()
         self._reset_manifest()
-
-    def _has_content(self) -> bool:
-        """Whether the folder holds anything besides its manifest file."""
-        return any(entry != self.manifest or not entry.is_file() for entry in self.path.iterdir())
 
     def _reset_manifest(self) -> None:
         """Forget every registered file."""
@@ -149,26 +279,30 @@ class OutputFolder:
             self.manifest.unlink()
         self._registered.clear()
 
-    def _scan(self, listed: set[str]) -> tuple[list[Path], list[Path]]:
-        """The listed files and the folders holding them (deepest first); InputError at the first foreign entry."""
-        files: list[Path] = []
-        folders: list[Path] = []
-        self._walk(self.path, listed, _ancestors(listed), files, folders)
-        return files, folders
+    def _scan(self, listed: set[str]) -> tuple[list[Path], list[Path], list[Path]]:
+        """The listed files, the folders holding them (deepest first) and vosuite's temporary files;
+        InputError at the first foreign entry (or at any entry, without ``overwrite``)."""
+        found: tuple[list[Path], list[Path], list[Path]] = ([], [], [])
+        self._walk(self.path, listed, _ancestors(listed), found)
+        return found
 
-    def _walk(self, folder: Path, listed: set[str], folders_of_listed: set[str], files: list[Path],
-              folders: list[Path]) -> None:
-        """Collect ``folder``'s files and sub-folders (after their contents), in sorted depth-first order."""
+    def _walk(self, folder: Path, listed: set[str], folders_of_listed: set[str],
+              found: tuple[list[Path], list[Path], list[Path]]) -> None:
+        """Collect ``folder``'s entries (sub-folders after their contents), in sorted depth-first order."""
+        files, folders, temporaries = found
         for entry in sorted(folder.iterdir(), key=lambda item: item.name):
             kind = self._classify(entry, listed, folders_of_listed)
             if kind == "folder":
-                self._walk(entry, listed, folders_of_listed, files, folders)
+                self._walk(entry, listed, folders_of_listed, found)
                 folders.append(entry)
             elif kind == "file":
                 files.append(entry)
+            elif kind == "temporary":
+                temporaries.append(entry)
 
     def _classify(self, entry: Path, listed: set[str], folders_of_listed: set[str]) -> str:
-        """``"file"`` or ``"folder"`` for an entry vosuite wrote; InputError naming it otherwise."""
+        """``"manifest"``, ``"temporary"``, ``"file"`` or ``"folder"`` for an entry vosuite wrote;
+        InputError naming it otherwise."""
         relative = entry.relative_to(self.path).as_posix()
         if relative == MANIFEST_NAME and entry.is_file() and not entry.is_symlink():
             return "manifest"
@@ -177,11 +311,25 @@ class OutputFolder:
             return "folder"
         if not is_folder and relative in listed:
             return "file"
+        if not is_folder and self._is_temporary_of_listed(entry, listed):
+            return "temporary"
+        if not self.overwrite:
+            raise InputError(f"{self.option} {self.path}: output folder is not empty (pass --overwrite to replace "
+                             "what vosuite wrote there)")
         foreign = _first_file(entry) if is_folder else entry
         raise InputError(
             f"{self.path}: {foreign.relative_to(self.path).as_posix()} was not written by vosuite; "
             "refusing to overwrite (move it away or choose another --out)"
         )
+
+    def _is_temporary_of_listed(self, entry: Path, listed: set[str]) -> bool:
+        """A temporary file of an atomic write of a file the manifest lists (its writer may be dead)."""
+        target = temporary_target(entry.name)
+        if target is None or entry.is_symlink():
+            return False
+        folder = PurePosixPath(entry.parent.relative_to(self.path).as_posix())
+        return any(PurePosixPath(item).parent == folder and PurePosixPath(item).name[:len(target)] == target
+                   for item in listed)
 
 
 def _first_file(folder: Path) -> Path:
@@ -195,9 +343,8 @@ def _first_file(folder: Path) -> Path:
     return folder
 
 
-def prepare_output(out: str | os.PathLike, overwrite: bool) -> OutputFolder:
-    """Create the output folder ``out`` (with ``overwrite``, first delete what vosuite wrote there).
-
-    See :class:`OutputFolder` for the rule; register each file with :meth:`OutputFolder.file`.
-    """
-    return OutputFolder(out, overwrite)
+def prepare_output(out: PathLike, overwrite: bool, inputs: Iterable[PathLike | None] = (),
+                   option: str = "--out") -> OutputFolder:
+    """Create and lock the output folder ``out`` (with ``overwrite``, first delete what vosuite wrote
+    there). See :class:`OutputFolder` for the rule; register each file with :meth:`OutputFolder.file`."""
+    return OutputFolder(out, overwrite, inputs, option)

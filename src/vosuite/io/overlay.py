@@ -6,7 +6,9 @@ edge; background (0) is left untouched and void (255) is left untouched or drawn
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -17,6 +19,7 @@ from vosuite.errors import InputError
 from vosuite.io.atomic import write_bytes_atomic
 from vosuite.io.frames import is_video_file
 from vosuite.io.masks import VOID_ID, davis_palette
+from vosuite.io.output import OutputFolder, claim_file
 from vosuite.io.video_writer import VideoWriter
 
 VOID_GREY = (128, 128, 128)
@@ -105,7 +108,9 @@ class OverlayWriter:
 
     ``out`` ending in .mp4 / .mov / .mkv / .avi becomes one video (through :class:`VideoWriter`,
     atomic as a whole); any other path is a folder that receives ``<name>.png`` per frame, each
-    file written atomically.
+    file written atomically at ``place(file_name)`` (default: ``out / file_name``; an
+    :class:`~vosuite.io.output.OutputFolder`'s ``file`` registers each one). Claiming ``out``
+    first is the caller's job: :func:`claimed_overlay` does it.
     """
 
     def __init__(
@@ -115,8 +120,10 @@ class OverlayWriter:
         alpha: float = 0.5,
         contour: bool = True,
         draw_void: bool = False,
+        place: Callable[[str], Path] | None = None,
     ) -> None:
         self.out = Path(out)
+        self.place = place or (lambda file_name: self.out / file_name)
         self.alpha = alpha
         self.contour = contour
         self.draw_void = draw_void
@@ -146,5 +153,37 @@ class OverlayWriter:
             self._video.write(image)
         else:
             file_name = f"{name if name is not None else f'{self.frames_written:05d}'}.png"
-            write_bytes_atomic(self.out / file_name, encode_png(image))
+            write_bytes_atomic(self.place(file_name), encode_png(image))
         self.frames_written += 1
+
+
+@contextlib.contextmanager
+def claimed_overlay(path: str | os.PathLike | None, fps: float | None, results: OutputFolder, overwrite: bool,
+                    inputs: Iterable[str | os.PathLike | None]) -> Iterator[OverlayWriter | None]:
+    """An :class:`OverlayWriter` for ``--overlay PATH`` under the output rule (:mod:`vosuite.io.output`).
+
+    Inside the run's output folder ``results`` its files are registered there; elsewhere a video
+    file is claimed (replaced only with ``overwrite``) and a PNG folder becomes an output folder
+    of its own. Never the output folder itself, never inside an input. None when ``path`` is None.
+    """
+    if path is None:
+        yield None
+        return
+    path, rate = Path(path), fps or 24.0
+    if results.contains(path) and path.resolve() == results.path.resolve():
+        raise InputError(f"--overlay {path}: is the masks' output folder; choose another path")
+    if is_video_file(path):
+        if results.contains(path):
+            target = results.file(path.resolve().relative_to(results.path.resolve()))
+        else:
+            target = claim_file(path, overwrite=overwrite, inputs=inputs, option="--overlay")
+        with OverlayWriter(target, fps=rate) as writer:
+            yield writer
+    elif results.contains(path):
+        relative = path.resolve().relative_to(results.path.resolve())
+        with OverlayWriter(path, fps=rate, place=lambda name: results.file(relative / name)) as writer:
+            yield writer
+    else:
+        with OutputFolder(path, overwrite, inputs, option="--overlay") as folder, \
+                OverlayWriter(path, fps=rate, place=folder.file) as writer:
+            yield writer

@@ -11,16 +11,22 @@ from pathlib import Path
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
+from vosuite.io.masks import read_mask
+from vosuite.io.output import claim_file
 
 
-def pack_predictions(prediction_root: str | Path, out_zip: str | Path, videos: list[str] | None = None) -> int:
+def pack_predictions(prediction_root: str | Path, out_zip: str | Path, videos: list[str] | None = None,
+                     overwrite: bool = False) -> int:
     """Zip ``<prediction_root>/<video>/<frame>.png`` as ``Annotations/<video>/<frame>.png``.
 
-    Returns the number of PNG files written. The zip appears only when complete.
+    Returns the number of PNG files written. The zip appears only when complete; it may not lie
+    inside the predictions, and replaces an existing file only with ``overwrite``. Every PNG is
+    decoded first: a corrupt one is an InputError naming it.
     """
     prediction_root = Path(prediction_root)
     if not prediction_root.is_dir():
-        raise InputError(f"{prediction_root}: prediction folder not found")
+        raise InputError(f"--pred {prediction_root}: prediction folder not found")
+    claim_file(out_zip, overwrite=overwrite, inputs=(prediction_root,), option="--out")
     names = videos if videos is not None else sorted(p.name for p in prediction_root.iterdir() if p.is_dir())
     if not names:
         raise InputError(f"{prediction_root}: no video folders to pack")
@@ -32,6 +38,7 @@ def pack_predictions(prediction_root: str | Path, out_zip: str | Path, videos: l
             if not pngs:
                 raise InputError(f"{folder}: no PNG predictions for video {video}")
             for png in pngs:
+                read_mask(png)  # an InputError naming a file that is no readable mask
                 archive.write(png, f"Annotations/{video}/{png.name}")
                 count += 1
     return count

@@ -27,6 +27,7 @@ import torch
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.io.checkpoint_file import read_checkpoint
+from vosuite.io.output import claim_file
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
 
 BACKBONE_FORMAT = "vosuite-backbone"
@@ -105,9 +106,7 @@ def save_vit(model: VisionTransformer, out: str | Path) -> Path:
 def convert_dino(checkpoint: str | Path, out: str | Path, name: str = "dino-vits16", part: str = "teacher",
                  overwrite: bool = False) -> Path:
     """``vosuite convert dino``: an official DINO file -> a vosuite backbone file (strict keys)."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} exists (pass --overwrite to replace it)")
+    out = claim_file(out, overwrite=overwrite, inputs=(checkpoint,), option="OUT")
     return save_vit(build_vit(name, checkpoint, part), out)
 
 

@@ -49,6 +49,7 @@ from torch import nn
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path, write_text_atomic
+from vosuite.io.output import claim_file
 from vosuite.models.deaot import DeAOT
 from vosuite.models.s2s import S2S
 from vosuite.nn.attention import LocalGatedPropagation
@@ -137,12 +138,13 @@ class OnnxExport:
 
 
 def _targets(folder: Path, roles: tuple[str, ...], overwrite: bool) -> OnnxExport:
-    """The files of an export of ``roles`` into ``folder``; InputError when one exists (unless
-    ``overwrite``)."""
+    """The files of an export of ``roles`` into ``folder``, each claimed under the output rule
+    (:func:`vosuite.io.output.claim_file`: an existing one is replaced only with ``overwrite``)."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"OUT_DIR {folder}: exists and is not a folder")
     export = OnnxExport(folder, folder / MANIFEST, {role: folder / f"{role}.onnx" for role in roles})
-    existing = [p for p in (*export.graphs.values(), export.manifest) if p.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{existing[0]} exists (pass --overwrite to replace the export)")
+    for path in (*export.graphs.values(), export.manifest):
+        claim_file(path, overwrite=overwrite, option="OUT_DIR")
     return export
 
 

@@ -18,6 +18,7 @@ import torch
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
+from vosuite.io.checkpoint_file import read_checkpoint
 
 TRAIN_CHECKPOINT_FORMAT = "vosuite-train"
 TRAIN_CHECKPOINT_VERSION = 1
@@ -66,12 +67,7 @@ def save_training_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -
 def load_training_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint written by :func:`save_training_checkpoint` (``weights_only=True``)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling error means a bad file
-        raise InputError(f"{path}: cannot read the checkpoint ({exc})") from None
+    obj = read_checkpoint(path, map_location=map_location)
     if not isinstance(obj, dict) or obj.get("format") != TRAIN_CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a vosuite training checkpoint")
     return obj

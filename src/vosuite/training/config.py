@@ -33,6 +33,20 @@ from vosuite.errors import InputError
 from vosuite.io.atomic import write_text_atomic
 
 
+def _require(section: str, obj: Any, rule: str, names: Iterable[str]) -> None:
+    """InputError naming ``section.name`` for each field of ``obj`` (None skipped) that breaks ``rule``:
+    ``positive`` (> 0), ``count`` (>= 1), ``non-negative`` (>= 0) or ``fraction`` (0..1)."""
+    checks = {"positive": (lambda v: v > 0, "> 0"), "count": (lambda v: v >= 1, ">= 1"),
+              "non-negative": (lambda v: v >= 0, ">= 0"), "fraction": (lambda v: 0 <= v <= 1, "in [0, 1]")}
+    holds, text = checks[rule]
+    for name in names:
+        value = getattr(obj, name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for item in values:
+            if item is not None and not (isinstance(item, (int, float)) and item == item and holds(item)):
+                raise InputError(f"{section}.{name}: must be {text}, got {value!r}")
+
+
 @dataclass
 class ModelSection:
     """The network: a variant name (``deaot-t``, ``deaot-l-deform``, ``s2spp-mnv2`` ...) and optional
@@ -52,6 +66,11 @@ class ModelSection:
     # "batch": trainable batch norms (from-scratch training), frozen back into the inference layout
     encoder_norm: str = "frozen"
 
+    def __post_init__(self) -> None:
+        _require("model", self, "non-negative", ["encoder_freeze_at"])
+        if self.encoder_norm not in ("frozen", "batch"):
+            raise InputError(f"model.encoder_norm: frozen or batch, got {self.encoder_norm!r}")
+
 
 @dataclass
 class DataSection:
@@ -69,6 +88,11 @@ class DataSection:
     min_object_pixels: int = 100
     workers: int = 0  # DataLoader worker processes
 
+    def __post_init__(self) -> None:
+        _require("data", self, "count", ["num_frames", "size", "max_gap"])
+        _require("data", self, "fraction", ["reverse_prob", "static_prob"])
+        _require("data", self, "non-negative", ["min_object_pixels", "workers"])
+
 
 @dataclass
 class OptimSection:
@@ -85,6 +109,14 @@ class OptimSection:
         "absolute_pos_embed", "relative_position_bias_table", "relative_emb_v", "conv_out"])
     clip_grad_norm: float = 5.0  # TRAIN_CLIP_GRAD_NORM
     ema_ratio: float = 0.1  # TRAIN_EMA_RATIO: decay = 1 - 1 / (total_steps * ratio)
+
+    def __post_init__(self) -> None:
+        _require("optim", self, "positive", ["lr", "ema_ratio"])
+        _require("optim", self, "non-negative", ["min_lr", "power", "encoder_lr_ratio", "weight_decay",
+                                                 "clip_grad_norm"])
+        _require("optim", self, "fraction", ["warmup_ratio"])
+        if self.min_lr > self.lr:
+            raise InputError(f"optim.min_lr ({self.min_lr:g}) is above optim.lr ({self.lr:g})")
 
 
 @dataclass
@@ -107,6 +139,13 @@ class TrainSection:
     find_unused_parameters: bool = True  # DDP: the ID bank gets no gradient in sequential training
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        _require("train", self, "count", ["total_steps", "batch_size", "log_every", "checkpoint_every", "threads"])
+        _require("train", self, "positive", ["checkpoint_minutes"])
+        parse_duration(self.time_budget)
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise InputError(f"train.device: auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+
 
 @dataclass
 class ValSection:
@@ -119,6 +158,10 @@ class ValSection:
     videos: list[str] = field(default_factory=list)  # subset of the split; empty = all
     size: int | None = None  # internal resolution of the Segmenter
     use_ema: bool = True
+
+    def __post_init__(self) -> None:
+        _require("val", self, "non-negative", ["every"])
+        _require("val", self, "count", ["size"])
 
 
 @dataclass
@@ -254,7 +297,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise InputError(f"override {text!r}: cannot parse the value ({exc})") from None
+        raise InputError(f"override {text!r}: cannot parse the value ({yaml_error_line(exc)})") from None
     if isinstance(value, str) and value.lower() in ("none", "null", "~"):
         value = None
     return key.strip().split("."), value
@@ -274,6 +317,14 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
+def yaml_error_line(error: yaml.YAMLError) -> str:
+    """A YAML parse error as one line: ``line L, column C: problem``."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return "invalid YAML: " + where + " ".join(str(problem).split())
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping in a YAML file (empty file: {})."""
     path = Path(path)
@@ -281,8 +332,10 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{path}: config file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (expected a YAML recipe)") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: invalid YAML ({exc})") from None
+        raise InputError(f"{path}: {yaml_error_line(exc)}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
     return data

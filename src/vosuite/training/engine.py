@@ -43,6 +43,8 @@ from vosuite.distributed import (
 )
 from vosuite.errors import InputError
 from vosuite.inference.weights import save_checkpoint
+from vosuite.io.folder_lock import FolderLock
+from vosuite.io.output import record_files
 from vosuite.nn.frozen_bn import freeze_batch_norm
 from vosuite.progress import progress_bar
 from vosuite.training.checkpoint import (
@@ -67,13 +69,15 @@ from vosuite.training.data.clips import loader_options
 from vosuite.training.ema import ExponentialMovingAverage, ema_decay
 from vosuite.training.methods import method_class
 from vosuite.training.methods.base import Method, TrainingData
-from vosuite.training.run_log import MetricsLog
+from vosuite.training.run_log import METRICS, MetricsLog
 from vosuite.training.schedule import Schedule, param_groups
 
 CONFIG_FILE = "config.yaml"
 FINAL = "final.pt"
 #: EMA weights written when a run stops at its time budget (a vosuite checkpoint, like final.pt).
 LATEST = "latest.pt"
+#: the files a run writes in its folder (besides tb/): vosuite may replace them there
+RUN_FILES = (CONFIG_FILE, METRICS, LAST, BEST, FINAL, LATEST, "curves.png")
 VAL_METRIC = "J&F-Mean"
 
 
@@ -158,14 +162,22 @@ class BestScore:
     step: int = -1
 
 
-def new_run_dir(out: str | os.PathLike, name: str) -> Path:
-    """``<out>/<name>-<YYYYmmdd-HHMMSS>`` (suffixed when it exists)."""
+def new_run_dir(out: str | os.PathLike, name: str, create: bool = True) -> Path:
+    """A new folder ``<out>/<name>-<YYYYmmdd-HHMMSS>`` (suffixed when it exists), created here, so two
+    runs started in the same second never share one (``create=False``: only the name, for the
+    ranks that write nothing)."""
     base = Path(out) / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if not create:
+        return base
+    base.parent.mkdir(parents=True, exist_ok=True)
     path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
 
 
 def resume_config(run_dir: str | os.PathLike, overrides: list[str] = ()) -> TrainConfig:
@@ -196,7 +208,8 @@ class Trainer:
         self.config = config
         self.method = method or method_class(config.method)(config)
         self.context = init_distributed(config.train.device)
-        self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir(out, config.name)
+        self.run_dir = (Path(run_dir) if run_dir is not None
+                        else new_run_dir(out, config.name, create=self.context.is_main))
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         self._seed(config.train.seed)
@@ -299,6 +312,23 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> list[dict[str, float]]:
         """Train to ``total_steps`` (or for ``stop_after`` steps, without a final checkpoint: a
         simulated kill for tests). Returns this call's per-step logs."""
+        main = self.context.is_main
+        lock = self._claim_run_dir() if main else None
+        try:
+            return self._fit(stop_after)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _claim_run_dir(self) -> FolderLock:
+        """Lock the run folder for this process (a second run into it stops at once) and list the
+        files a run writes in its manifest (``vosuite.io.output``)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(self.run_dir, "run folder")
+        record_files(self.run_dir, RUN_FILES)
+        return lock
+
+    def _fit(self, stop_after: int | None) -> list[dict[str, float]]:
         main = self.context.is_main
         if main:
             save_config(self.config, self.run_dir / CONFIG_FILE)

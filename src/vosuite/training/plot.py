@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
+from vosuite.io.output import claim_file
 from vosuite.plotting import pyplot
 from vosuite.training.run_log import METRICS, read_metrics
 
@@ -38,20 +39,26 @@ def _records(run: Path) -> list[dict[str, object]]:
 
 
 def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.PathLike | None = None,
-             smooth: int = 1, names: list[str] | None = None, keys: list[str] | None = None) -> Path:
+             smooth: int = 1, names: list[str] | None = None, keys: list[str] | None = None,
+             overwrite: bool = False) -> Path:
     """Draw loss curves (and J&F when validated) into ``out`` (default ``<run>/curves.png``).
 
     One run: each of its loss terms. Several runs (``out`` required): each run's total loss and
     validation J&F on shared axes, labelled by ``names`` (default: the run folder names).
     ``smooth``: trailing moving average over that many logged loss points. ``keys``: the logged
     training values to draw instead (e.g. DINO's ``teacher_entropy student_entropy max_entropy``),
-    each of every run; a key no run logged is an error.
+    each of every run; a key no run logged is an error. ``out`` follows the output rule
+    (:func:`vosuite.io.output.claim_file`): an existing file is replaced only with ``overwrite``
+    or when vosuite wrote it (a run's own ``curves.png``); never a run's log or config.
     """
     runs = [Path(r) for r in (run if isinstance(run, list) else [run])]
     if smooth < 1:
         raise InputError(f"--smooth must be at least 1, not {smooth}")
     if len(runs) > 1 and out is None:
         raise InputError("plot-log: --out FILE.png is needed with several runs")
+    target = Path(out) if out is not None else runs[0] / "curves.png"
+    logs = [path for r in runs for path in (r / "metrics.jsonl", r / "config.yaml")]
+    claim_file(target, overwrite=overwrite, inputs=logs, option="--out")
     names = names or [r.name for r in runs]
     if len(names) != len(runs):
         raise InputError(f"--names: {len(names)} names for {len(runs)} runs")
@@ -82,7 +89,6 @@ def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.Pat
         if len(runs) > 1:
             axes[0, 1].legend(fontsize=8)
     fig.tight_layout()
-    target = Path(out) if out is not None else runs[0] / "curves.png"
     with atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
