@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,15 @@ def shared_path(recorded: str | Path) -> Path:
     """A path that a fixture file records from the shared folder (``shared/...``) resolved here."""
     recorded = Path(recorded)
     return SHARED_ROOT.joinpath(*recorded.parts[1:]) if recorded.parts[0] == "shared" else SHARED_ROOT / recorded
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's cache folder (``VOSUITE_CACHE_DIR``): tests never write to the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("cache")
+        patch.setenv("VOSUITE_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ provider uses the torch thread count of the moment the sessions are made (the CL
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from vosuite.errors import InputError
 from vosuite.models.deaot import DeAOT
 from vosuite.models.s2s import S2S, S2SOutput, S2SState
 from vosuite.nn.gpm import LayerCurrent, LayerMemory
+from vosuite.onnx.cache import cached_export
 from vosuite.onnx.export import export_model, memory_input_names, read_manifest, state_names, weights_digest
 
 RUNTIMES = ("eager", "onnx")
@@ -57,8 +59,8 @@ class OnnxDeAOT(DeAOT):
 
     Args:
         model: the eager network (its modules are shared, not copied).
-        export_dir: a ``vosuite export onnx`` folder of this model; None: export to a temporary
-            folder now (about 2 s), removed with this object.
+        export_dir: a ``vosuite export onnx`` folder of this model; None: the user's cached export
+            of it (:mod:`vosuite.onnx.cache`; exported there now, about 2 to 5 s, when missing).
         threads: ONNX Runtime's intra-op threads (default: torch's current thread count).
         onnx_propagation: run the propagation graph too. Off by default: on the 2-core CPU it
             measured 64 ms a frame against 60 ms eager (the graph computes the 15 x 15 window
@@ -71,8 +73,7 @@ class OnnxDeAOT(DeAOT):
         nn_init(self)
         self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
         self.training = False
-        self._temporary, export_dir = _export_folder(model, export_dir)
-        manifest = read_manifest(export_dir)
+        self._temporary, export_dir, manifest = _export_folder(model, export_dir)
         threads = threads or torch.get_num_threads()
         self.encoder_session = _session(Path(export_dir) / "encoder.onnx", threads)
         self.decoder_session = _session(Path(export_dir) / "decoder.onnx", threads)
@@ -128,7 +129,7 @@ class OnnxS2S(S2S):
         torch.nn.Module.__init__(self)
         self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
         self.training = False
-        self._temporary, folder = _export_folder(model, export_dir)
+        self._temporary, folder, _ = _export_folder(model, export_dir)
         threads = threads or torch.get_num_threads()
         self.sessions = {role: _session(folder / f"{role}.onnx", threads)
                          for role in ("encoder", "propagation", "initial_state")}
@@ -161,20 +162,35 @@ def _pairs(flat: list[torch.Tensor]) -> S2SState:
 
 
 def _export_folder(model: torch.nn.Module, export_dir: str | Path | None
-                   ) -> tuple[tempfile.TemporaryDirectory | None, Path]:
-    """(the temporary folder to keep alive, or None; the export folder of ``model``), checked."""
+                   ) -> tuple[tempfile.TemporaryDirectory | None, Path, dict]:
+    """(the temporary folder to keep alive, or None; the export folder of ``model``; its manifest), checked.
+    Without ``export_dir``: the user's cache entry (:mod:`vosuite.onnx.cache`), or a temporary
+    export when the cache cannot be written (a one-line warning on stderr)."""
     temporary = None
+    digest = weights_digest(model)
     if export_dir is None:
-        temporary = tempfile.TemporaryDirectory(prefix="vosuite-onnx-")
-        export_dir = export_model(model, temporary.name).folder
+        temporary, export_dir = _cached_or_temporary(model, digest)
     manifest = read_manifest(export_dir)
     if manifest["model"]["name"] != model.cfg.name:
         raise InputError(f"{export_dir}: an export of {manifest['model']['name']}, not {model.cfg.name}")
     recorded = manifest.get("weights_sha256")  # absent in exports of vosuite before it was recorded
-    if recorded is not None and recorded != weights_digest(model):
+    if recorded is not None and recorded != digest:
         raise InputError(f"{export_dir}: an export of other weights of {model.cfg.name} (export it again from "
                          "these weights: vosuite export onnx --model NAME / --checkpoint PATH)")
-    return temporary, Path(export_dir)
+    return temporary, Path(export_dir), manifest
+
+
+def _cached_or_temporary(model: torch.nn.Module, digest: str) -> tuple[tempfile.TemporaryDirectory | None, Path]:
+    """(None, the cache entry of ``model``), or (a temporary folder, the export in it) when the
+    cache cannot be written."""
+    try:
+        return None, cached_export(model, digest)
+    except OSError as error:
+        reason = " ".join(str(error).split())
+        print(f"vosuite: warning: cannot write the ONNX cache ({reason}); exporting to a temporary folder",
+              file=sys.stderr, flush=True)
+    temporary = tempfile.TemporaryDirectory(prefix="vosuite-onnx-")
+    return temporary, export_model(model, temporary.name).folder
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
