@@ -6,10 +6,15 @@ itself, sent back as ``?session=`` or the ``X-Vosuite-Session`` header), so two 
 session and a reload's close of the old page cannot end the new one. A session ends when its page
 closes (the page posts ``/api/session/close``), after ``session_ttl_s`` without a request (checked
 at each request), or when the server stops, and its folder goes with it. Only requests addressed to
-``127.0.0.1`` / ``localhost`` (or the host the server binds) are served: a web page that rebinds its
-own domain to this machine gets a 400, not the user's files. Bad input (a file that is no video, an
-empty mask, a mask of another size, a model without weights, ...) answers 400 with ``{"error": "one
-line"}``, which the page shows; the server keeps running.
+``127.0.0.1``, ``localhost`` or ``::1`` (any port), or to the host the server binds, are served: a
+web page that rebinds its own domain to this machine gets a 400, not the user's files.
+
+Bad input (a file that is no video, an empty mask, a mask of another size, a model without
+weights, ...) answers 400 with ``{"error": "one line"}``, which the page shows; the server keeps
+running. Error messages never show the server's folders: a received file is named as the user
+named it. Request bodies are read chunk by chunk up to a cap per endpoint (the upload limit, the
+mask's width x height bytes, 64 MB for a mask PNG, 1 MB of JSON): a body over it answers 413 as
+soon as its Content-Length or its running total passes the cap, and the rest is never read.
 
 API (every path under ``/api``; ``{i}`` a frame index):
 
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import re
 import secrets
 import shutil
@@ -42,23 +48,34 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vosuite.app.jobs import Job, discovery_job, propagation_job
-from vosuite.app.session import AppSession
+from vosuite.app.session import SESSION_ENDED, AppSession
 from vosuite.errors import InputError
 from vosuite.registry import DEFAULT_MODEL
 
 STATIC = Path(__file__).with_name("static")
 SESSION_PARAM, SESSION_HEADER = "session", "X-Vosuite-Session"
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "testserver")  # testserver: FastAPI's test client
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+JSON_LIMIT = 2**20  # bytes of a JSON request body
+PNG_LIMIT = 64 * 2**20  # bytes of an imported mask PNG
+
+
+class TooLarge(InputError):
+    """A request body over its endpoint's cap (answered 413)."""
 
 
 class SessionStore:
@@ -105,6 +122,43 @@ class SessionStore:
         for key in list(self.sessions):
             self.close(key)
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def scrub(self, message: str) -> str:
+        """``message`` on one line, each path under the session root cut to its last part: what
+        the client sees never shows the server's folders."""
+        for root in {str(self.root), str(self.root.resolve())}:
+            message = re.sub(re.escape(root) + r"[^\s:;,'\"()]*", lambda found: Path(found.group()).name, message)
+        return " ".join(message.split())
+
+
+class LocalHostOnly:
+    """ASGI middleware: serve an HTTP request only when its Host header names one of ``allowed``
+    (any port; ``[::1]:7860`` is ``::1``), else a 400 with a one-line JSON error. A page of another
+    site that rebinds its own domain to this machine sends its domain as the Host."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
+        self.app, self.allowed = app, frozenset(host.lower() for host in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and host_name(Headers(scope=scope).get("host", "")) not in self.allowed:
+            names = " or ".join(sorted(self.allowed))
+            response = JSONResponse({"error": f"this app answers only requests addressed to {names}"}, 400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, lower case, without its port or IPv6 brackets (``[::1]:80`` ->
+    ``::1``); ``""`` for a malformed header."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        host, bracket, port = header[1:].partition("]")
+        return host if bracket and (not port or (port[0] == ":" and port[1:].isdigit())) else ""
+    if header.count(":") > 1:  # an IPv6 address without brackets (and so without a port)
+        return header
+    host, colon, port = header.partition(":")
+    return host if not colon or port.isdigit() else ""
 
 
 def _end(session: AppSession) -> None:
@@ -155,19 +209,16 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
 
     app = FastAPI(title="vosuite", lifespan=lifespan)
     # bound to every interface (--host 0.0.0.0), the machine answers to names it cannot know: no Host check
-    everywhere = host in ("0.0.0.0", "::", "")
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if everywhere else sorted({*LOCAL_HOSTS, host}))
+    if host not in ("0.0.0.0", "::", ""):
+        app.add_middleware(LocalHostOnly, allowed=(*LOCAL_HOSTS, host_name(host) or host))
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.exception_handler(InputError)
-    async def input_error(_request: Request, error: InputError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=400)
+    _answer_errors_in_one_line(app, store)
 
     def session_of(request: Request) -> AppSession:
         session = store.get(session_id_of(request))
         if session is None:
-            raise InputError("this page's session has ended: reload the page")
+            raise InputError(SESSION_ENDED)
         return session
 
     @app.get("/")
@@ -183,34 +234,18 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
     @app.post("/api/open/upload")
     async def open_upload(request: Request, name: str = "video.mp4") -> dict:
         session = session_of(request)
-        limit = int(max_upload_mb * 2**20)
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit:
-            raise InputError(f"{name}: {declared / 2**20:.0f} MB is over the upload limit of {max_upload_mb:g} MB")
-        upload = Path(tempfile.mkdtemp(prefix="upload-", dir=session.folder)) / _file_name(name, "video.mp4")
-        try:
-            received = 0
-            with open(upload, "wb") as file:
-                async for chunk in request.stream():
-                    received += len(chunk)
-                    if received > limit:
-                        raise InputError(f"{name}: over the upload limit of {max_upload_mb:g} MB")
-                    file.write(chunk)
-            if received == 0:
+        too_large = f"{name}: over the upload limit of {max_upload_mb:g} MB"
+        with _received(session, _file_name(name, "video.mp4"), name) as upload:
+            if await receive_file(request, upload, int(max_upload_mb * 2**20), too_large) == 0:
                 raise InputError(f"{name}: the file is empty")
             return await run_in_threadpool(_opened, session, upload, name)  # extraction: off the event loop
-        finally:
-            shutil.rmtree(upload.parent, ignore_errors=True)
 
     def _opened(session: AppSession, source: Path, name: str | None = None) -> dict:
-        with session.start_lock:
-            _stop_job(session)
-            _refuse_if_running(session)  # a job that did not stop must not write into the next video
-            video = session.open_video(source, name, max_frames=max_frames)
+        video = session.open_video(source, name, max_frames=max_frames, make_room=lambda: _make_room(session))
         return {"video": video.__dict__}
 
     @app.post("/api/open/path")
-    def open_path(request: Request, body: dict) -> dict:
+    def open_path(request: Request, body: JsonBody) -> dict:
         session = session_of(request)
         path = Path(str(body.get("path", "")).strip()).expanduser()
         if not str(body.get("path", "")).strip():
@@ -223,6 +258,8 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
     def status(request: Request) -> dict:
         session = session_of(request)
         job = session.job.status.as_dict() if session.job is not None else None
+        if job is not None and job["error"]:
+            job["error"] = store.scrub(job["error"])
         return {"video": session.video.__dict__ if session.video else None, "job": job,
                 "annotated": session.annotated_frames() if session.video else [],
                 "propagated": session.propagated_frames()}
@@ -241,28 +278,24 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
     @app.put("/api/annotation/{index}")
     async def put_annotation(request: Request, index: int, width: int, height: int) -> dict:
         session = session_of(request)
-        data = await request.body()
-        if width <= 0 or height <= 0 or len(data) != width * height:
-            raise InputError(f"the mask has {len(data)} bytes, not width x height = {width}x{height}")
-        session.set_annotation(index, np.frombuffer(data, np.uint8).reshape(height, width))
+        video, size = session.require_video(), f"{width}x{height}"
+        session.frame_index(index)
+        if (width, height) != (video.width, video.height):  # the body's cap follows: refuse before reading
+            raise InputError(f"the mask is {size}, the video's frames are {video.width}x{video.height}")
+        data = await read_body(request, width * height, f"the mask is over width x height = {size} bytes")
+        if len(data) != width * height:
+            raise InputError(f"the mask has {len(data)} bytes, not width x height = {size}")
+        labels = np.frombuffer(data, np.uint8).reshape(height, width)
+        await run_in_threadpool(session.set_annotation, index, labels)
         return {"annotated": session.annotated_frames()}
 
     @app.post("/api/annotation/{index}/import")
     async def import_annotation(request: Request, index: int, name: str = "mask.png") -> dict:
         session = session_of(request)
-        data = await request.body()
-        if len(data) > 64 * 2**20:
-            raise InputError(f"{name}: a mask PNG over 64 MB")
-        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=session.folder))
-        png = folder / "mask.png"
-        try:
-            png.write_bytes(data)
-            try:
-                session.import_annotation(index, png)
-            except InputError as error:
-                raise InputError(str(error).replace(str(png), name)) from None
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        session.frame_index(index)
+        with _received(session, "mask.png", name) as png:
+            await receive_file(request, png, PNG_LIMIT, f"{name}: a mask PNG over {PNG_LIMIT // 2**20} MB")
+            await run_in_threadpool(session.import_annotation, index, png)
         return {"annotated": session.annotated_frames()}
 
     @app.delete("/api/annotation/{index}")
@@ -272,7 +305,7 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         return {"annotated": session.annotated_frames()}
 
     @app.post("/api/propagate")
-    def propagate(request: Request, body: dict) -> dict:
+    def propagate(request: Request, body: JsonBody) -> dict:
         session = session_of(request)
         name, runtime = str(body.get("model") or DEFAULT_MODEL), str(body.get("runtime") or "eager")
         if runtime not in runtimes():
@@ -280,18 +313,18 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         frame = _integer(body.get("frame", 0), "frame")
         with session.start_lock:  # from the check to the new job: a double click starts one job
             _refuse_if_running(session)
-            segmenter = models.get(("segment", name, runtime), lambda: _segmenter(name, runtime))
+            segmenter = models.get(("segment", name, runtime), lambda: _load_model(name, "semi", runtime))
             session.job = propagation_job(session, segmenter, frame, str(body.get("direction", "forward")))
         return {"job": session.job.status.as_dict()}
 
     @app.post("/api/discover")
-    def discover(request: Request, body: dict) -> dict:
+    def discover(request: Request, body: JsonBody) -> dict:
         session = session_of(request)
         session.require_video()
         name = str(body.get("model") or "motion-saliency")
         with session.start_lock:
             _refuse_if_running(session)
-            discoverer = models.get(("discover", name), lambda: _discoverer(name))
+            discoverer = models.get(("discover", name), lambda: _load_model(name, "unsupervised"))
             session.job = discovery_job(session, discoverer)
         return {"job": session.job.status.as_dict()}
 
@@ -320,6 +353,87 @@ def create_app(work_dir: Path | None = None, max_upload_mb: float = 500.0, max_f
         return {"closed": True}
 
     return app
+
+
+def _answer_errors_in_one_line(app: FastAPI, store: SessionStore) -> None:
+    """Every refused request answers ``{"error": "one line"}``: bad input 400, a body over its cap
+    413 (and the connection closes), a malformed query 400, an unknown path or method 404 / 405."""
+
+    @app.exception_handler(InputError)
+    async def input_error(_request: Request, error: InputError) -> JSONResponse:
+        if isinstance(error, TooLarge):  # closing the connection stops the server reading the rest
+            return JSONResponse({"error": store.scrub(str(error))}, status_code=413, headers={"Connection": "close"})
+        return JSONResponse({"error": store.scrub(str(error))}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "the request"
+        return JSONResponse({"error": store.scrub(f"{where}: {first.get('msg', 'invalid')}")}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": store.scrub(str(error.detail))}, status_code=error.status_code,
+                            headers=error.headers)
+
+
+async def body_chunks(request: Request, limit: int, too_large: str) -> AsyncIterator[bytes]:
+    """The request's body as it arrives, at most ``limit`` bytes: a TooLarge(``too_large``) as soon
+    as the declared Content-Length or the running total passes the cap, so the rest is never read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(too_large)
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise TooLarge(too_large)
+        yield chunk
+
+
+async def read_body(request: Request, limit: int, too_large: str) -> bytes:
+    """The whole body in memory, for small caps (:func:`body_chunks`)."""
+    return b"".join([chunk async for chunk in body_chunks(request, limit, too_large)])
+
+
+async def receive_file(request: Request, path: Path, limit: int, too_large: str) -> int:
+    """Write the body to ``path`` chunk by chunk (:func:`body_chunks`); returns its size in bytes."""
+    size = 0
+    with open(path, "wb") as file:
+        async for chunk in body_chunks(request, limit, too_large):
+            file.write(chunk)
+            size += len(chunk)
+    return size
+
+
+async def json_body(request: Request) -> dict:
+    """A JSON object of at most JSON_LIMIT bytes: the body dependency of the JSON endpoints (a plain
+    ``body: dict`` parameter would have FastAPI read the whole body before any check)."""
+    data = await read_body(request, JSON_LIMIT, f"the request's JSON is over {JSON_LIMIT // 2**10} KB")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InputError("the request's body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InputError("the request's body must be a JSON object")
+    return body
+
+
+JsonBody = Annotated[dict, Depends(json_body)]
+
+
+@contextlib.contextmanager
+def _received(session: AppSession, file_name: str, user_name: str) -> Iterator[Path]:
+    """A path in a fresh scratch folder of the session for a file being received; the folder goes
+    afterwards, and an InputError meanwhile names ``user_name`` instead of that path."""
+    folder = session.scratch()
+    path = folder / file_name
+    try:
+        yield path
+    except InputError as error:
+        raise type(error)(str(error).replace(str(path), user_name)) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def session_id_of(request: Request) -> str | None:
@@ -368,31 +482,36 @@ def _stop_job(session: AppSession) -> None:
         job.stop(timeout=60)
 
 
-def _segmenter(name: str, runtime: str):
-    from vosuite.registry import get_spec
-    from vosuite.segment import Segmenter
-
-    spec = get_spec(name)  # InputError naming the known models
-    if model_task_of(name) != "semi":
-        raise InputError(f"{spec.name} does not follow given masks: use Find objects")
-    if spec.trained and not spec.ships_weights:
-        from vosuite.inference.weights import missing_weights_message
-
-        raise InputError(missing_weights_message(spec.name))
-    return Segmenter(spec.name, progress=False, runtime=runtime)
+def _make_room(session: AppSession) -> None:
+    """Stop the session's job before another video replaces this one; refuse if it would not stop
+    (it must not write into the next video)."""
+    _stop_job(session)
+    _refuse_if_running(session)
 
 
-def _discoverer(name: str):
-    from vosuite.discover import Discoverer
+OTHER_MENU = {"semi": "does not follow given masks: use Find objects",
+              "unsupervised": "follows given masks: use Propagate"}
+
+
+def _load_model(name: str, task: str, runtime: str = "eager"):
+    """A :class:`vosuite.Segmenter` (``task`` "semi", run by ``runtime``) or a
+    :class:`vosuite.Discoverer` ("unsupervised") of the registry's model ``name``; an InputError
+    naming the known models, or when the model belongs to the other menu or lacks its weights."""
     from vosuite.registry import get_spec
 
     spec = get_spec(name)
-    if model_task_of(name) != "unsupervised":
-        raise InputError(f"{spec.name} follows given masks: use Propagate")
+    if model_task_of(name) != task:
+        raise InputError(f"{spec.name} {OTHER_MENU[task]}")
     if spec.trained and not spec.ships_weights:
         from vosuite.inference.weights import missing_weights_message
 
         raise InputError(missing_weights_message(spec.name))
+    if task == "semi":
+        from vosuite.segment import Segmenter
+
+        return Segmenter(spec.name, progress=False, runtime=runtime)
+    from vosuite.discover import Discoverer
+
     return Discoverer(spec.name, progress=False)
 
 

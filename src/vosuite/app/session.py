@@ -4,21 +4,26 @@ the propagated ones.
 Layout of a session folder (created by vosuite, removed with the session)::
 
     <work>/<session id>/
-        frames/00000.jpg ...       the video's frames, extracted once (streamed from disk afterwards)
-        annotations/00000.png ...  masks the user drew or imported (palette PNGs, object ids)
-        masks/00000.png ...        masks vosuite propagated (palette PNGs)
-        upload-*/                  an uploaded file (one folder per request) while it is read
-        exports/                   masks.zip and overlay.mp4 for download
+        video-*/                       the open video (one folder per opened video):
+            frames/00000.jpg ...       its frames, extracted once (streamed from disk afterwards)
+            annotations/00000.png ...  masks the user drew or imported (palette PNGs, object ids)
+            masks/00000.png ...        masks vosuite propagated (palette PNGs)
+            exports/                   masks.zip and overlay.mp4 for download
+        upload-*/                      an uploaded file (one folder per request) while it is read
 
-Nothing is held in memory per frame: the browser asks for one frame and one mask at a time.
+Opening a video is atomic: its frames go to a fresh ``video-*`` folder, which replaces the open
+video's (and so its masks) only once extraction succeeded; a failed open leaves the session as it
+was. Nothing is held in memory per frame: the browser asks for one frame and one mask at a time.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +35,8 @@ from vosuite.io.frames import open_frames, read_image_rgb
 from vosuite.io.masks import encode_mask_png, read_mask, write_mask
 
 FRAME_QUALITY = 95  # JPEG quality of the extracted frames
+SESSION_ENDED = "this page's session has ended: reload the page"
+MAX_MASK_PIXELS = 8192 * 8192  # an imported mask PNG's largest size, checked before it is decoded
 
 
 @dataclass
@@ -44,18 +51,20 @@ class VideoInfo:
 
 
 class SessionClosed(InputError):
-    """A job wrote to a session that has ended (its folder is gone)."""
+    """A write (a job's mask, a video being opened) to a session that has ended: its folder is gone."""
 
 
 @dataclass
 class AppSession:
     """A session's files. ``lock`` guards the folders against a job writing while a request reads;
     ``start_lock`` makes checking for a running job and starting the next one (or opening another
-    video) one step; once ``closed``, nothing more is written."""
+    video) one step; once ``closed``, nothing more is written. ``video_dir`` is the open video's
+    folder (frames, annotations, masks, exports), None before the first video."""
 
     folder: Path
     id: str = ""
     video: VideoInfo | None = None
+    video_dir: Path | None = None
     last_seen: float = field(default_factory=time.monotonic)
     lock: threading.RLock = field(default_factory=threading.RLock)
     start_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,45 +73,80 @@ class AppSession:
 
     @property
     def frames_dir(self) -> Path:
-        return self.folder / "frames"
+        return self._in_video("frames")
 
     @property
     def annotations_dir(self) -> Path:
-        return self.folder / "annotations"
+        return self._in_video("annotations")
 
     @property
     def masks_dir(self) -> Path:
-        return self.folder / "masks"
+        return self._in_video("masks")
 
     @property
     def exports_dir(self) -> Path:
-        return self.folder / "exports"
+        return self._in_video("exports")
+
+    def _in_video(self, name: str) -> Path:
+        if self.video_dir is None:
+            raise InputError("open a video first")
+        return self.video_dir / name
 
     # -- the video ----------------------------------------------------------------------------
-    def open_video(self, source: Path, name: str | None = None, max_frames: int = 10_000) -> VideoInfo:
-        """Extract the frames of a video file or frames folder (an InputError when it is neither,
-        is empty, or has more than ``max_frames`` frames); forgets the previous video's masks."""
-        frames = open_frames(source)  # InputError for a non-video file
-        self._clear()
-        self.frames_dir.mkdir(parents=True)
-        count = 0
-        for frame in frames:
-            if count >= max_frames:
-                self._clear()
-                raise InputError(f"{source.name}: more than {max_frames} frames (the app's --max-frames)")
-            _write_jpeg(self.frames_dir / frame_name(count, "jpg"), frame.rgb)
-            count += 1
-        if count == 0:
-            raise InputError(f"{source.name}: no frames")
-        height, width = frames.size
-        self.video = VideoInfo(name=_video_name(name or source.name), num_frames=count, height=height, width=width,
-                               fps=float(frames.fps or 24.0))
-        return self.video
-
-    def _clear(self) -> None:
-        for folder in (self.frames_dir, self.annotations_dir, self.masks_dir, self.exports_dir):
+    def open_video(self, source: Path, name: str | None = None, max_frames: int = 10_000,
+                   make_room: Callable[[], None] = lambda: None) -> VideoInfo:
+        """Open a video file or frames folder: extract its frames into a fresh ``video-*`` folder,
+        then, holding ``start_lock``, call ``make_room`` (the server stops the session's job there)
+        and make it the open video, removing the previous video's folder and masks. An InputError
+        when the source is no video, is empty, has more than ``max_frames`` frames or cannot be
+        stored, or from ``make_room``: then the new folder is gone and the open video, its
+        annotations and masks are as they were."""
+        video, folder = self._extract_video(source, name, max_frames)
+        try:
+            with self.start_lock:
+                make_room()
+                self._switch_video(video, folder)
+        except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
-        self.video = None
+            raise
+        return video
+
+    def _extract_video(self, source: Path, name: str | None, max_frames: int) -> tuple[VideoInfo, Path]:
+        """The video's frames in a fresh folder of the session (removed again on failure)."""
+        failed = f"{source.name}: cannot extract its frames"
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="video-", dir=self.folder))
+        except OSError as error:
+            raise self._storage_error(failed, error) from None
+        try:
+            return _extract(source, folder / "frames", max_frames, name), folder
+        except BaseException as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise self._storage_error(failed, error) from None
+            raise
+
+    def _switch_video(self, video: VideoInfo, folder: Path) -> None:
+        with self.lock:
+            if self.closed:
+                raise SessionClosed(SESSION_ENDED)
+            previous, self.video, self.video_dir = self.video_dir, video, folder
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+
+    def scratch(self) -> Path:
+        """A fresh ``upload-*`` folder for a file being received (the caller removes it)."""
+        try:
+            return Path(tempfile.mkdtemp(prefix="upload-", dir=self.folder))
+        except OSError as error:
+            raise self._storage_error("cannot store the upload", error) from None
+
+    def _storage_error(self, failed: str, error: OSError) -> InputError:
+        """An OSError in the session's folder as a one-line error, ``failed`` and the system's
+        reason: no server folder named (or the session's end, when it ended meanwhile)."""
+        if self.closed:
+            return SessionClosed(SESSION_ENDED)
+        return InputError(f"{failed} ({error.strerror or type(error).__name__})")
 
     def require_video(self) -> VideoInfo:
         if self.video is None:
@@ -143,6 +187,7 @@ class AppSession:
         from vosuite.inference.prompts import read_prompt_mask
 
         video = self.require_video()
+        _check_pixels(png)
         labels = read_prompt_mask(png, (video.height, video.width))
         self.set_annotation(index, labels)
         return labels
@@ -152,7 +197,9 @@ class AppSession:
             (self.annotations_dir / frame_name(self.frame_index(index), "png")).unlink(missing_ok=True)
 
     def annotated_frames(self) -> list[int]:
-        return sorted(int(p.stem) for p in self.annotations_dir.glob("*.png")) if self.annotations_dir.is_dir() else []
+        if self.video_dir is None or not self.annotations_dir.is_dir():
+            return []
+        return sorted(int(p.stem) for p in self.annotations_dir.glob("*.png"))
 
     def labels(self, index: int) -> tuple[np.ndarray, str]:
         """Frame ``index``'s mask and where it came from: the user's (``"annotation"``), vosuite's
@@ -172,7 +219,9 @@ class AppSession:
             write_mask(self.masks_dir / frame_name(index, "png"), labels)
 
     def propagated_frames(self) -> int:
-        return len(list(self.masks_dir.glob("*.png"))) if self.masks_dir.is_dir() else 0
+        if self.video_dir is None or not self.masks_dir.is_dir():
+            return 0
+        return len(list(self.masks_dir.glob("*.png")))
 
     # -- downloads ----------------------------------------------------------------------------
     def masks_zip(self) -> Path:
@@ -208,6 +257,40 @@ class AppSession:
 
 def frame_name(index: int, extension: str) -> str:
     return f"{index:05d}.{extension}"
+
+
+def _extract(source: Path, frames_dir: Path, max_frames: int, name: str | None) -> VideoInfo:
+    """Write the frames of ``source`` as JPEGs into ``frames_dir`` (created here)."""
+    frames = open_frames(source)  # InputError for a non-video file
+    frames_dir.mkdir()
+    count = 0
+    for frame in frames:
+        if count >= max_frames:
+            raise InputError(f"{source.name}: more than {max_frames} frames (the app's --max-frames)")
+        _write_jpeg(frames_dir / frame_name(count, "jpg"), frame.rgb)
+        count += 1
+    if count == 0:
+        raise InputError(f"{source.name}: no frames")
+    height, width = frames.size
+    return VideoInfo(name=_video_name(name or source.name), num_frames=count, height=height, width=width,
+                     fps=float(frames.fps or 24.0))
+
+
+def _check_pixels(png: Path) -> None:
+    """Refuse an image whose header states more than MAX_MASK_PIXELS pixels before decoding it (a
+    small PNG can hold a huge plain image); a file that is no image is left to the mask reader."""
+    from PIL import Image, UnidentifiedImageError
+
+    too_large = InputError(f"{png}: the mask is larger than {MAX_MASK_PIXELS // 2**20} megapixels")
+    try:
+        with Image.open(png) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        raise too_large from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return
+    if width * height > MAX_MASK_PIXELS:
+        raise too_large
 
 
 def _video_name(name: str) -> str:
