@@ -214,10 +214,9 @@ class Discoverer:
         masks of the picked foreground) for every frame, and an overlay video."""
         source = open_frames(video)
         names = source.names
-        folder = prepare_output(Path(out_dir), overwrite, (video,))
         started, count = time.perf_counter(), 0
         with contextlib.ExitStack() as stack:
-            stack.enter_context(folder)
+            folder = stack.enter_context(prepare_output(Path(out_dir), overwrite, (video,)))
             writer = stack.enter_context(claimed_overlay(overlay, source.fps, folder, overwrite, (video,)))
             update = stack.enter_context(progress_bar("discovering", self.progress))
             frames = iter(source)

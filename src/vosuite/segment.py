@@ -101,7 +101,7 @@ class Segmenter:
             recurrent step and initial state) in ONNX Runtime (:mod:`vosuite.onnx.runtime`; the
             same outputs within 1e-5; the optional ``onnxruntime``).
         onnx_dir: with ``runtime="onnx"``, a ``vosuite export onnx`` folder of this model (default:
-            exported on the fly to a temporary folder).
+            exported once per model and weights into the user's cache, :mod:`vosuite.onnx.cache`).
 
     Threads and seeds are the caller's (``vosuite`` sets them from ``--threads``).
     """
@@ -166,7 +166,6 @@ class Segmenter:
             if name.isdigit() and int(name) > 0:
                 prompts[int(name)] = lazy_mask(later.pop(name))
         inputs = (source, first_mask, masks_dir)
-        folder = prepare_output(Path(out_dir), overwrite, inputs)
         core = self.core()
         total = frames.num_frames
         started = time.perf_counter()
@@ -177,7 +176,8 @@ class Segmenter:
                 pending.append(frame)
                 yield frame.rgb
 
-        with folder, claimed_overlay(overlay, frames.fps, folder, overwrite, inputs) as draw, \
+        with prepare_output(Path(out_dir), overwrite, inputs) as folder, \
+                claimed_overlay(overlay, frames.fps, folder, overwrite, inputs) as draw, \
                 BackgroundWriter() as writer, self._progress("segmenting", self.progress) as update:
             for index, labels in propagate(core, rgb_stream(), prompts):
                 frame = pending.popleft()
@@ -231,6 +231,8 @@ class Segmenter:
         single process writes.
         """
         videos = open_dataset(dataset, root, split)
+        if not videos.videos():
+            raise InputError(f"--root {root}: no {dataset} videos found there (is --dataset right?)")
         context = init_distributed(self.device)
         try:
             return self._infer_shard(videos, context, root, out_dir, overwrite, dataset)

@@ -57,8 +57,8 @@ def _rgb_to_ids(rgb: np.ndarray, path: Path) -> np.ndarray:
     ids = np.empty(len(unique_codes), dtype=np.uint8)
     for position, code in enumerate(unique_codes):
         if int(code) not in lookup:
-            colour = ((code >> 16) & 255, (code >> 8) & 255, code & 255)
-            raise InputError(f"{path}: RGB mask colour {colour} is not in the DAVIS palette")
+            red, green, blue = (int(code) >> 16) & 255, (int(code) >> 8) & 255, int(code) & 255
+            raise InputError(f"{path}: RGB mask colour ({red}, {green}, {blue}) is not in the DAVIS palette")
         ids[position] = lookup[int(code)]
     return ids[inverse.reshape(codes.shape)]
 

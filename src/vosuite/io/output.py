@@ -161,7 +161,9 @@ class OutputFolder:
     deleted. A folder that is or lies inside one of ``inputs`` is refused.
 
     Call :meth:`file` for each file before writing it, so a later ``--overwrite`` may replace it;
-    :meth:`close` (or leaving a ``with`` block) releases the lock.
+    :meth:`close` (or leaving a ``with`` block) releases the lock. Leaving the ``with`` block on an
+    error before any file was registered removes what this run created (the manifest, the
+    folders it made), so a refused run leaves the disk as it was.
     """
 
     def __init__(self, path: PathLike, overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
@@ -172,6 +174,7 @@ class OutputFolder:
         self.manifest = self.path / MANIFEST_NAME
         self._registered: set[str] = set()
         self._lock: FolderLock | None = None
+        self._created: list[Path] = []  # folders this run made, outermost first
         ensure_outside(self.path, inputs, option)
         self._prepare()
 
@@ -185,6 +188,7 @@ class OutputFolder:
         folder.manifest = folder.path / MANIFEST_NAME
         folder._registered = set()
         folder._lock = None
+        folder._created = []
         if not folder.path.is_dir():
             raise InputError(f"{folder.path}: output folder missing (the first rank prepares it)")
         return folder
@@ -195,8 +199,20 @@ class OutputFolder:
     def __enter__(self) -> OutputFolder:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is not None and not self._registered:
+            self._undo()
         self.close()
+
+    def _undo(self) -> None:
+        """Remove the manifest and the folders this run created, when nothing else is in them."""
+        if self.manifest.is_file() and not _read_manifest(self.manifest):
+            self.manifest.unlink()
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def close(self) -> None:
         """Release the folder's lock (the files stay)."""
@@ -248,12 +264,15 @@ class OutputFolder:
                 if not parent.is_dir():
                     raise InputError(f"{self.option} {self.path}: {parent} is not a folder")
                 break
+        self._created = [folder for folder in (*reversed(self.path.parents), self.path) if not folder.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = FolderLock(self.path)
         try:
+            self._lock = FolderLock(self.path)
             self._empty()
         except BaseException:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
+            self._undo()
             raise
 
     def _empty(self) -> None:
