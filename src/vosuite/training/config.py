@@ -58,6 +58,9 @@ class ModelSection:
     # shape match is copied (vosuite.training.transplant), e.g. a trained student into a teacher
     init_from: str | None = None
     init_prefixes: tuple[str, ...] = ()  # only names under these prefixes; empty: every match
+    # pretrained encoder weights: imagenet-mobilenetv2 (the converted file in the user's cache, `vosuite
+    # convert imagenet`) or a file of `vosuite convert imagenet`; loaded before init_from and checkpoint
+    encoder_init: str | None = None
     encoder_freeze_at: int = 2  # TRAIN_ENCODER_FREEZE_AT: 1 = stem, 2 = stem + first stage frozen
     # parameters under these name prefixes never train (DeAOT), e.g. [encoder.] to fine-tune the rest of
     # a shipped model: its file can then share the frozen tensors (vosuite convert half --share-from)

@@ -79,10 +79,27 @@ def freeze_prefixes(model: DeAOT, prefixes: tuple[str, ...]) -> int:
     return _freeze(model, tuple(prefixes))
 
 
+def init_encoder(model: DeAOT, name: str) -> None:
+    """Load pretrained encoder weights (``model.encoder_init``) into a MobileNetV2 DeAOT, with their
+    batch-norm statistics (kept frozen unless ``model.encoder_norm: batch``)."""
+    from vosuite.nn.mobilenetv2_checkpoint import load_encoder_init
+
+    if model.cfg.encoder != "mobilenetv2":
+        raise InputError(f"model.encoder_init {name}: MobileNetV2 weights, but {model.cfg.name} has a "
+                         f"{model.cfg.encoder} encoder")
+    weights = load_encoder_init(model.encoder, name)
+    print(f"model.encoder_init {name}: {len(weights.state_dict)} encoder tensors from {weights.source} "
+          f"({weights.release or 'sha256 ' + weights.sha256[:12]})", file=sys.stderr, flush=True)
+
+
 def build_trainable_deaot(config) -> DeAOT:
     """The ``model`` section's DeAOT variant (with its initial weights and ``init_from``), encoder stages frozen
     (``encoder_freeze_at``), batch norms trainable with ``encoder_norm: batch``, in train mode."""
+    if config.model.encoder_init and config.model.checkpoint:
+        raise InputError("model.encoder_init starts a new model; model.checkpoint already holds an encoder")
     model = build(config.model.name, config.model.checkpoint)
+    if config.model.encoder_init:
+        init_encoder(model, config.model.encoder_init)
     if config.model.init_from:
         report = transplant(model, config.model.init_from, tuple(config.model.init_prefixes))
         print(f"model.init_from {config.model.init_from}: {len(report.copied)} tensors, "
