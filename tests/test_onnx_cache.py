@@ -166,7 +166,14 @@ def test_two_processes_racing_leave_one_complete_entry(cache: Path) -> None:
     for worker in workers:
         worker.join(timeout=60)
     assert [worker.exitcode for worker in workers] == [0, 0]
-    model = small_model()
+    # built on one thread as the workers: a network's random initialisation (its ID bank's) depends on
+    # torch's thread count
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = small_model()
+    finally:
+        torch.set_num_threads(threads)
     entry = cache / cache_key(model)
     assert found == [str(entry)] * 2
     assert [p.name for p in cache.iterdir()] == [entry.name]  # the loser removed its export
