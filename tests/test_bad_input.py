@@ -294,3 +294,67 @@ def _exits_with_one_line(argv: list[str], capsys) -> Callable[[str], None]:
     code, lines = _run(argv, capsys)
     assert code == 2 and len(lines) == 1, lines
     return lines[0]
+
+
+#: a command per writer of files, each run while the disk fails under it
+WRITERS: list[tuple[str, str]] = [
+    ("segment", "segment {video} --mask {mask} --out {root}/w_seg --overlay {root}/w_seg.mp4 " + " ".join(FAST)),
+    ("infer", "infer --dataset generic --root {clip} --out {root}/w_inf " + " ".join(FAST)),
+    ("eval", "eval --gt {clip} --pred {preds} --out {root}/w_eval.json --plot {root}/w_eval.png --no-progress"),
+    ("pack", "pack --pred {preds} --out {root}/w.zip"),
+    ("compare", "compare {good_results} --plot {root}/w_cmp.png"),
+    ("convert", "convert half {shipped} {root}/w_half.pt"),
+    ("export", "export onnx {root}/w_onnx --model deaot-t-deform --checkpoint {shipped}"),
+    ("train", "train --config {root}/smoke.yaml train.total_steps=1 train.progress=false val.every=0 "
+              "data.root={clip} data.dataset=generic data.split=null data.size=[65,65] --out {root}/w_runs"),
+    ("discover", "discover {video} --out {root}/w_disc --model ellipse --no-progress"),
+    ("plot-log", "plot-log {run} --out {root}/w_curves.png"),
+]
+
+
+def _fail_with(code: int) -> Callable[..., None]:
+    def fail(path, *args, **kwargs):
+        folder = Path(path).parent if not isinstance(path, int) else Path(".")
+        raise OSError(code, os.strerror(code), str(folder))
+    return fail
+
+
+@pytest.mark.parametrize("errno_code", [28, 30], ids=["disk-full", "read-only"])  # ENOSPC, EROFS
+@pytest.mark.parametrize(("command", "template"), WRITERS, ids=[name for name, _ in WRITERS])
+def test_os_errors_while_writing_are_one_line_exit_2(command: str, template: str, errno_code: int,
+                                                     workspace: dict[str, Path], capsys, monkeypatch) -> None:
+    """A full disk fails the writes after their data (the fsync before the rename); a read-only
+    folder fails creating the temporary file and recording it. Every command answers with one line
+    naming the path and the reason, and leaves no temporary file and no user file changed."""
+    pytest.importorskip("matplotlib")
+    if command == "export":
+        pytest.importorskip("onnx")
+    import vosuite.io.atomic as atomic
+    import vosuite.io.output as output
+    from vosuite.registry import get_spec
+
+    paths = {**workspace, "shipped": get_spec("deaot-t-deform-kd").weights_path,
+             "good_results": _good_results(workspace, capsys)}
+    monkeypatch.chdir(workspace["root"])
+    before = {key: value for key, value in _snapshot(workspace["root"]).items() if not key.startswith("w_")}
+    if errno_code == 28:
+        monkeypatch.setattr(atomic, "_fsync_file", _fail_with(errno_code))
+    else:
+        monkeypatch.setattr(atomic, "_create_temporary", _fail_with(errno_code))
+        monkeypatch.setattr(output, "_append_to_manifest", _fail_with(errno_code))
+    code, lines = _run(_argv(template, paths), capsys)
+    assert code == 2 and len(lines) == 1, (command, lines)
+    assert os.strerror(errno_code) in lines[0], lines
+    after = _snapshot(workspace["root"])
+    assert {key: after.get(key) for key in before} == before
+    assert not [key for key in after if ".tmp" in Path(key).name], [k for k in after if ".tmp" in k]
+
+
+def _good_results(workspace: dict[str, Path], capsys) -> Path:
+    """A real results file of `vosuite eval --out` (made once, outside the workspace's snapshot)."""
+    path = workspace["root"].parent / "good_results.json"
+    if not path.is_file():
+        assert main(["eval", "--gt", str(workspace["clip"]), "--pred", str(workspace["preds"]), "--out", str(path),
+                     "--no-progress"]) == 0
+        capsys.readouterr()
+    return path

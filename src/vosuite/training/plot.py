@@ -56,9 +56,6 @@ def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.Pat
         raise InputError(f"--smooth must be at least 1, not {smooth}")
     if len(runs) > 1 and out is None:
         raise InputError("plot-log: --out FILE.png is needed with several runs")
-    target = Path(out) if out is not None else runs[0] / "curves.png"
-    logs = [path for r in runs for path in (r / "metrics.jsonl", r / "config.yaml")]
-    claim_file(target, overwrite=overwrite, inputs=logs, option="--out")
     names = names or [r.name for r in runs]
     if len(names) != len(runs):
         raise InputError(f"--names: {len(names)} names for {len(runs)} runs")
@@ -66,6 +63,9 @@ def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.Pat
     missing = [key for key in keys or [] if not any(_series(rows, "train", key)[1] for rows in records)]
     if missing:
         raise InputError(f"--keys: no run logged {', '.join(missing)}")
+    target = Path(out) if out is not None else runs[0] / "curves.png"
+    logs = [path for r in runs for path in (r / "metrics.jsonl", r / "config.yaml")]
+    claim_file(target, overwrite=overwrite, inputs=logs, option="--out")
     plt = pyplot("plot-log")
     validated = any(_series(rows, "val", VAL_KEY)[1] for rows in records)
     fig, axes = plt.subplots(1, 2 if validated else 1, figsize=(11 if validated else 6, 4), squeeze=False)
