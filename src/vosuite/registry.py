@@ -248,15 +248,15 @@ def create_model(name: str = DEFAULT_MODEL, weights: str | Path | None = "defaul
         name: a registered model name (:func:`list_models`).
         weights: ``"default"``: the weights that ship for ``name`` (an InputError saying how to
             get some when none ship); a path: a vosuite checkpoint of that model, or a plain /
-            aot-benchmark state dict; None: random initialisation.
+            aot-benchmark state dict; None: random initialisation. Training-free baselines take
+            none, but ``propagate-features``: its backbone (default: the shipped student's encoder;
+            see :func:`vosuite.models.feature_backbone.load_feature_backbone`).
         device: ``"cpu"``, ``"cuda"``, ...
     """
     from vosuite.inference.weights import load_model
 
     spec = get_spec(name)
-    if weights is None or not spec.trained:
-        if weights not in (None, "default"):
-            raise InputError(f"{spec.name} is a training-free baseline: it takes no weights ({weights})")
+    if weights is None:
         model = build_network(spec.name)
     elif isinstance(weights, str) and weights == "default":
         model = load_model(spec.name)
@@ -378,6 +378,10 @@ def _baseline_core(model: nn.Module, size: int | None, options: CoreOptions, dev
     if options != CoreOptions():
         raise InputError(f"--long-term-gap, --max-memory-frames and --merge do not apply to {model.cfg.name}, "
                          "a training-free baseline")
+    if model.cfg.kind == "features":
+        from vosuite.inference.feature_propagation import FeaturePropagationCore
+
+        return FeaturePropagationCore(model, size, device=device)
     return BaselineCore(model, size, device=device)
 
 
@@ -450,6 +454,8 @@ for _suffix, _encoder in (("", "VGG-16"), ("-mnv2", "MobileNetV2")):
 register_model("flow", "baseline", summary="training-free: labels warped along Farneback optical flow")
 register_model("flow-dis", "baseline", summary="training-free: labels warped along DIS optical flow")
 register_model("copy-first", "baseline", summary="training-free: the first mask repeated (zero motion)")
+register_model("propagate-features", "baseline",
+               summary="training-free: labels propagated by frozen-feature similarity (DINO / CRW protocol)")
 register_model("ellipse", "baseline", summary="training-free, unsupervised: a centred ellipse (the centre prior)")
 register_model("motion-saliency", "baseline",
                summary="training-free, unsupervised: what moves against the camera's affine motion (flow)")

@@ -113,12 +113,10 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None) -
 
 def _load_model(model: str | None = None, checkpoint: str | Path | None = None) -> DeAOT | S2S:
     spec = get_spec(model or DEFAULT_MODEL)
-    if not spec.trained:
-        if checkpoint is not None:
-            raise InputError(f"--checkpoint: {spec.name} is a training-free baseline; it takes no weights")
-        from vosuite.registry import build_network
+    if not spec.trained:  # training-free: propagate-features reads its backbone from checkpoint
+        from vosuite.models.baseline import build_tracker
 
-        return build_network(spec.name)
+        return build_tracker(spec.name, checkpoint)
     """The network with weights: from ``checkpoint`` (vosuite format, any family; aot-benchmark or
     plain state dicts) or the packaged weights of ``model``. A vosuite checkpoint carries its
     family and config; ``model``, if given, must name the same variant. A plain state dict is
