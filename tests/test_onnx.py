@@ -125,13 +125,13 @@ def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
 
 
 def test_an_export_of_other_weights_is_refused(tmp_path: Path) -> None:
-    """The fast student shares the default's network: an export of one must not run the other."""
+    """The kd and sup students share the default's network: an export of one must not run the other."""
     from vosuite.inference.weights import load_model
 
-    export_model(load_model("deaot-t-deform-fast"), tmp_path / "fast")
+    export_model(load_model("deaot-t-deform-kd"), tmp_path / "kd")
     with pytest.raises(InputError, match="other weights of deaot-t-deform"):
-        Segmenter("deaot-t-deform", progress=False, runtime="onnx", onnx_dir=tmp_path / "fast")
-    Segmenter("deaot-t-deform-fast", progress=False, runtime="onnx", onnx_dir=tmp_path / "fast")  # its own: fine
+        Segmenter("deaot-t-deform", progress=False, runtime="onnx", onnx_dir=tmp_path / "kd")
+    Segmenter("deaot-t-deform-kd", progress=False, runtime="onnx", onnx_dir=tmp_path / "kd")  # its own: fine
 
 
 def test_runtime_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

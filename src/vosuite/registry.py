@@ -414,13 +414,16 @@ _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "
                     "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",
                     "r50-deaot-l": "R50-DeAOT-L: ResNet-50, 3 layers, gap 5"}
 _TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
-#: The weights that ship (sha256 checked on load): the default student (fine-tuned from ImageNet), the
-#: teacher and the fast student (int8 weights with float16 scales, float16 encoders). The distillation
-#: experiment's two students (issue 13) are registered as recipes: their files no longer ship.
-_SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "d61c5ef165f99a9302647596d51226e10c12ed04976e0d6216e2742d0ff874e6"),
+#: The weights that ship (sha256 checked on load): the default student (float16), the teacher and
+#: the distillation experiment's two students (int8 weights, float16 scales).
+_SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "9354e9a033457c1962fdbeb0dc8a2c0857d00765eaa3b6406c99203201eb53bf"),
             "deaot-l": ("deaot-l.pt", "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46"),
+            "deaot-t-deform-kd": ("deaot-t-deform-kd.pt",
+                                  "312336994dc9f67438f7f39ff5512c0db39557c0e435fff5b7bc104c12d7a0cd"),
+            "deaot-t-deform-sup": ("deaot-t-deform-sup.pt",
+                                   "9dd2a2f8f3a3b8a46fa81741864d259a580c1e5124617663870f31de86053023"),
             "deaot-t-deform-fast": ("deaot-t-deform-fast.pt",
-                                    "c2e2990bea99f2175adc3ef558d36ac452ce62772d0c2aaa929a5125f6c86b58")}
+                                    "69bbcaf44510462fc1008c22e4c983fcc8240c56941e1f3f058c22bc69a59f76")}
 #: Other weights of a registered variant (issues 13 and 15): name -> (variant, recipe, summary).
 _WEIGHT_VARIANTS = {
     "deaot-t-deform-kd": ("deaot-t-deform", "configs/distill_deaot_t_davis16.yaml",
