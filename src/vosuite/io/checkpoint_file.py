@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +27,16 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise
     except Exception as exc:  # noqa: BLE001 - any unpickling failure becomes a one-line input error
         raise InputError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
+
+
+def read_checkpoint_bytes(data: bytes, source: str) -> object:
+    """:func:`read_checkpoint` of a file's bytes (e.g. a member of a zip); ``source`` names it in errors."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure becomes a one-line input error
+        raise InputError(f"cannot read checkpoint {source}: {_first_line(exc)}") from None
 
 
 def _first_line(error: BaseException) -> str:

@@ -111,6 +111,15 @@ def ensure_outside(output: PathLike, inputs: Iterable[PathLike | None], option: 
 # Single files
 # ---------------------------------------------------------------------------------------------
 
+def _check_parents(path: Path, option: str) -> None:
+    """InputError when the nearest existing parent of ``path`` is a file (nothing can be made below it)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{option} {path}: {parent} is not a folder")
+            return
+
+
 def _listed_by_folder(path: Path) -> bool:
     """Whether the manifest of ``path``'s folder lists it (vosuite wrote it there)."""
     return path.name in _read_manifest(path.parent / MANIFEST_NAME)
@@ -131,11 +140,7 @@ def claim_file(path: PathLike, *, overwrite: bool, inputs: Iterable[PathLike | N
         raise InputError(f"{option} {path}: not a file name")
     if target.is_dir():
         raise InputError(f"{option} {path}: is a folder, expected a file")
-    for parent in target.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"{option} {path}: {parent} is not a folder")
-            break
+    _check_parents(target, option)
     if (target.exists() or target.is_symlink()) and not overwrite and not _listed_by_folder(target):
         raise InputError(f"{option} {path}: exists and vosuite did not write it (pass --overwrite to replace it)")
     remove_stale_temporaries(target)
@@ -259,11 +264,7 @@ class OutputFolder:
         """Create and lock the folder, then check and empty it (see the class docstring)."""
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"{self.option} {self.path}: exists and is not a folder")
-        for parent in self.path.parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise InputError(f"{self.option} {self.path}: {parent} is not a folder")
-                break
+        _check_parents(self.path, self.option)
         self._created = [folder for folder in (*reversed(self.path.parents), self.path) if not folder.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
         try:

