@@ -35,13 +35,13 @@ class TransplantReport:
 
 
 def source_weights_path(source: str) -> Path:
-    """``source`` as a file: a path, or a registered model name (its shipped weights, sha256
-    checked)."""
+    """``source`` as a file: a path (``~`` expanded), or a registered model name (its shipped weights,
+    sha256 checked)."""
     from vosuite.registry import canonical_key, get_spec, list_models, verify_weights
 
     if canonical_key(source) in {canonical_key(name) for name in list_models()}:
         return verify_weights(get_spec(source))
-    path = Path(source)
+    path = Path(source).expanduser()
     if not path.is_file():
         raise InputError(f"model.init_from: {source} is neither a file nor a registered model name")
     return path

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -45,6 +46,7 @@ from vosuite.training.data.augment import (
     random_scale_crop,
 )
 from vosuite.training.data.seeded import SeededDataset
+from vosuite.training.data.shapes import ShapesConfig, add_shapes
 from vosuite.training.data.static import STATIC_AFFINE, static_pseudo_video
 from vosuite.training.data.synthetic import Cutout, PasteConfig, cut_object, object_path, paste_objects
 
@@ -61,6 +63,7 @@ class ClipConfig:
         crop: random scale + object-aware crop; ``crop_per_frame`` gives every frame its own.
         flip_prob: horizontal flip chance (DATA_RANDOMFLIP); ``flip_per_frame`` flips frames independently.
         jitter, motion, elastic, paste: the augmentations, None to switch one off.
+        shapes: generated shapes pasted in (:mod:`~vosuite.training.data.shapes`; prob 0 = never).
         static_prob: chance that a sample is a static pseudo-video of one annotated frame.
         static_affine: the affine range of those pseudo-videos (AOT StaticTrain's).
         max_objects: at most this many objects per clip (MODEL_MAX_OBJ_NUM).
@@ -81,6 +84,7 @@ class ClipConfig:
     motion: AffineConfig | None = field(default_factory=AffineConfig)
     elastic: ElasticConfig | None = field(default_factory=ElasticConfig)
     paste: PasteConfig | None = field(default_factory=PasteConfig)
+    shapes: ShapesConfig = field(default_factory=ShapesConfig)
     static_prob: float = 0.0
     static_affine: AffineConfig = STATIC_AFFINE
     max_objects: int = 10
@@ -243,6 +247,8 @@ class ClipDataset(SeededDataset):
             clip = self._video_clip(rng, record)
         clip, obj_num = self._relabel(clip, rng)
         clip = self._motion(clip, rng)
+        if config.shapes.prob > 0 and rng.random() < config.shapes.prob:
+            clip, obj_num = add_shapes(clip, rng, config.shapes, obj_num, config.max_objects, self._donor_patch)
         if config.paste is not None and rng.random() < config.paste.prob:
             clip = self._paste(clip, rng, record, obj_num)
         clip = horizontal_flip(clip, rng, config.flip_prob, config.flip_per_frame)
@@ -302,6 +308,20 @@ class ClipDataset(SeededDataset):
         return cut_object(rgb, labels, ids[int(rng.integers(len(ids)))])
 
 
+    def _donor_patch(self, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+        """A random [h, w, 3] crop of a random annotated frame of any video (resized up if smaller)."""
+        donor = self.records[int(rng.integers(len(self.records)))]
+        names = donor.annotated_frames
+        rgb = load_frame(donor, names[int(rng.integers(len(names)))])[0].astype(np.float32)
+        height, width = size
+        if rgb.shape[0] < height or rgb.shape[1] < width:
+            factor = max(height / rgb.shape[0], width / rgb.shape[1])
+            rgb = cv2.resize(rgb, (int(np.ceil(rgb.shape[1] * factor)), int(np.ceil(rgb.shape[0] * factor))))
+        top = int(rng.integers(rgb.shape[0] - height + 1))
+        left = int(rng.integers(rgb.shape[1] - width + 1))
+        return rgb[top:top + height, left:left + width]
+
+
 def collate_clips(samples: list[dict[str, object]]) -> dict[str, object]:
     """Stack frames [B, T, 3, H, W] and labels [B, T, 1, H, W]; obj_num / index / video as lists."""
     return {"frames": torch.stack([s["frames"] for s in samples]),
@@ -315,7 +335,9 @@ def labelled_clips(config: Any, max_objects: int) -> ClipDataset:
     from vosuite.datasets import open_dataset
 
     data = config.data
-    off = {} if data.augment else {"jitter": None, "motion": None, "elastic": None, "paste": None}
+    off = {"paste": PasteConfig(prob=data.paste_prob), "shapes": ShapesConfig(prob=data.shapes_prob)}
+    if not data.augment:
+        off = {"jitter": None, "motion": None, "elastic": None, "paste": None}
     clip_config = ClipConfig(num_frames=data.num_frames, size=data.size, max_gap=data.max_gap,
                              reverse_prob=data.reverse_prob, static_prob=data.static_prob, max_objects=max_objects,
                              min_object_pixels=data.min_object_pixels,
