@@ -139,3 +139,30 @@ def test_recipe_fields_reach_the_clip_config(root: Path) -> None:
     assert built().paste.prob == PasteConfig().prob and built().shapes.prob == 0.0
     plain = built(shapes_prob=0.25, augment=False)
     assert plain.paste is None and plain.shapes.prob == 0.0
+
+
+def test_a_look_alike_keeps_the_shape_and_scales_each_colour_by_at_most_15_percent() -> None:
+    from vosuite.training.data.shapes import look_alike
+
+    original = shape_cutout(np.random.default_rng(7), 32, patches=None)
+    twin = look_alike(np.random.default_rng(8), original)
+    assert np.array_equal(twin.mask, original.mask) and twin.rgb is not original.rgb
+    bright = original.rgb > 20
+    ratio = twin.rgb[bright] / original.rgb[bright]
+    assert ratio.min() >= 0.85 - 1e-6 and (ratio.max() <= 1.15 + 1e-6 or twin.rgb.max() == 255)
+
+
+def test_twin_distractors_copy_the_clip_objects_and_stay_background() -> None:
+    from vosuite.training.data.shapes import own_cutouts
+
+    clip = _clip()
+    clip.frames[:, 10:20, 10:20] = (250.0, 10.0, 10.0)  # object 1 is a red square
+    assert [c.mask.shape for c in own_cutouts(clip, 1)] == [(10, 10)]
+    config = ShapesConfig(prob=1.0, max_objects=1, max_distractors=2, plain_background_prob=0.0, twin_prob=1.0,
+                          side=24)
+    reds = 0
+    for seed in range(10):
+        out, _ = add_shapes(clip, np.random.default_rng(seed), config, obj_num=1, max_objects=2)
+        red = (out.frames[..., 0] > 200) & (out.frames[..., 1] < 40)
+        reds += int((red & (out.labels == 0)).sum())  # a red look-alike labelled background
+    assert reds > 0

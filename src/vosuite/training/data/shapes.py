@@ -12,7 +12,11 @@ Dosovitskiy et al. 2015, Sec. 4):
   later objects occluding earlier ones;
 - the background is either the clip's own video (its objects stay targets) or a generated plain,
   textured or gradient background;
-- distractors, shapes of the same kinds labelled background, move through the clip too.
+- distractors, labelled background, move through the clip too: shapes of the same kinds, or with
+  ``twin_prob`` a look-alike of a target (a copy of one of its cutouts, its colours scaled a little),
+  so that appearance alone cannot tell the target from the distractor and the network must use
+  where the target was (look-alike distractors are the failure the MOSE benchmark collects,
+  Ding et al. 2023, "MOSE: A New Dataset for Video Object Segmentation in Complex Scenes").
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import cv2
 import numpy as np
 
 from vosuite.training.data.augment import Clip
-from vosuite.training.data.synthetic import Cutout, PasteConfig, object_path, paste_objects
+from vosuite.training.data.synthetic import Cutout, PasteConfig, cut_object, object_path, paste_objects
 
 #: A source of real-image patches: (rng, (h, w)) -> rgb [h, w, 3] float32, or None.
 PatchSource = Callable[[np.random.Generator, tuple[int, int]], "np.ndarray | None"]
@@ -39,6 +43,7 @@ class ShapesConfig:
         max_objects: 1..max target shapes, drawn uniformly.
         max_distractors: 0..max shapes labelled background.
         plain_background_prob: chance that the clip's video is replaced by a generated background.
+        twin_prob: chance that a distractor is a look-alike of a target rather than a new shape.
         side: the side of the square a shape is drawn in, pixels (before its path scales it).
         paste: the shapes' sizes and paths.
     """
@@ -47,6 +52,7 @@ class ShapesConfig:
     max_objects: int = 3
     max_distractors: int = 2
     plain_background_prob: float = 0.5
+    twin_prob: float = 0.0
     side: int = 96
     paste: PasteConfig = field(default_factory=lambda: PasteConfig(
         prob=1.0, size_range=(0.12, 0.45), max_shift=0.3, max_rotation=30.0, max_scale_change=0.2))
@@ -125,6 +131,18 @@ def generated_background(rng: np.random.Generator, num_frames: int, size: tuple[
     return np.clip(still[None] + noise, 0, 255).astype(np.float32)
 
 
+def look_alike(rng: np.random.Generator, cutout: Cutout) -> Cutout:
+    """A copy of ``cutout`` with each colour channel scaled by 0.85..1.15."""
+    gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)
+    return Cutout(np.clip(cutout.rgb * gain, 0, 255).astype(np.float32), cutout.mask.copy())
+
+
+def own_cutouts(clip: Clip, obj_num: int) -> list[Cutout]:
+    """The clip's objects 1..obj_num as cut from its first frame (those present there)."""
+    cutouts = (cut_object(clip.frames[0], clip.labels[0], object_id) for object_id in range(1, obj_num + 1))
+    return [cutout for cutout in cutouts if cutout is not None]
+
+
 def add_shapes(clip: Clip, rng: np.random.Generator, config: ShapesConfig, obj_num: int, max_objects: int,
                patches: PatchSource | None = None) -> tuple[Clip, int]:
     """``clip`` with generated target shapes (ids after ``obj_num``, at most ``max_objects`` in all)
@@ -133,14 +151,21 @@ def add_shapes(clip: Clip, rng: np.random.Generator, config: ShapesConfig, obj_n
     if rng.random() < config.plain_background_prob:
         clip = Clip(generated_background(rng, clip.num_frames, clip.size), np.zeros_like(clip.labels))
         obj_num = 0
-    distractors = int(rng.integers(0, config.max_distractors + 1))
-    targets = min(int(rng.integers(1, config.max_objects + 1)), max_objects - obj_num)
-    cutouts = [shape_cutout(rng, config.side, patches) for _ in range(distractors + max(targets, 0))]
-    paths = [object_path(rng, c, clip.size, clip.num_frames, config.paste) for c in cutouts]
+    distractor_count = int(rng.integers(0, config.max_distractors + 1))
+    target_count = max(min(int(rng.integers(1, config.max_objects + 1)), max_objects - obj_num), 0)
+    targets = [shape_cutout(rng, config.side, patches) for _ in range(target_count)]
+    originals = own_cutouts(clip, obj_num) + targets
+    distractors = [
+        look_alike(rng, originals[int(rng.integers(len(originals)))])
+        if originals and config.twin_prob > 0 and rng.random() < config.twin_prob
+        else shape_cutout(rng, config.side, patches)
+        for _ in range(distractor_count)
+    ]
+    paths = [object_path(rng, c, clip.size, clip.num_frames, config.paste) for c in distractors + targets]
     # distractors first (targets may occlude them), pasted as ids above every target, then cleared
-    ghost_id = obj_num + 1 + max(targets, 0)
-    clip = paste_objects(clip, cutouts[:distractors], paths[:distractors], ghost_id)
-    ghosts = (clip.labels >= ghost_id) & (clip.labels < ghost_id + distractors)
+    ghost_id = obj_num + 1 + target_count
+    clip = paste_objects(clip, distractors, paths[:distractor_count], ghost_id)
+    ghosts = (clip.labels >= ghost_id) & (clip.labels < ghost_id + distractor_count)
     clip = Clip(clip.frames, np.where(ghosts, 0, clip.labels).astype(clip.labels.dtype))
-    clip = paste_objects(clip, cutouts[distractors:], paths[distractors:], obj_num + 1)
-    return clip, obj_num + max(targets, 0)
+    clip = paste_objects(clip, targets, paths[distractor_count:], obj_num + 1)
+    return clip, obj_num + target_count
