@@ -367,6 +367,9 @@ def _add_plot_log(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--keys", nargs="+", metavar="KEY",
                         help="logged training values to draw instead of the loss terms, e.g. teacher_entropy "
                              "student_entropy max_entropy (DINO's collapse watch)")
+    parser.add_argument("--x", dest="x_axis", choices=("step", "clips"), default="step",
+                        help="x axis: optimiser steps (default) or training clips seen (steps x each run's "
+                             "batch size)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file (a run's own curves.png is always replaced)")
 
@@ -623,7 +626,7 @@ def _run_plot_log(args: argparse.Namespace) -> int:
     from vosuite.training.plot import plot_log
 
     out = plot_log(list(args.runs), args.out, smooth=args.smooth, names=args.names, keys=args.keys,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, x_axis=args.x_axis)
     print(f"wrote {out}")
     return 0
 
