@@ -134,8 +134,9 @@ def test_recipe_fields_reach_the_clip_config(root: Path) -> None:
         data = DataSection(dataset="generic", root=str(root), split=None, **fields)
         return labelled_clips(SimpleNamespace(data=data, train=SimpleNamespace(seed=0)), max_objects=4).config
 
-    config = built(shapes_prob=0.25, paste_prob=0.6)
-    assert config.shapes.prob == 0.25 and config.paste is not None and config.paste.prob == 0.6
+    config = built(shapes_prob=0.25, paste_prob=0.6, shapes_twin_prob=0.5)
+    assert config.shapes.prob == 0.25 and config.shapes.twin_prob == 0.5
+    assert config.paste is not None and config.paste.prob == 0.6
     assert built().paste.prob == PasteConfig().prob and built().shapes.prob == 0.0
     plain = built(shapes_prob=0.25, augment=False)
     assert plain.paste is None and plain.shapes.prob == 0.0

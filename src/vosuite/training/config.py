@@ -89,13 +89,15 @@ class DataSection:
     static_prob: float = 0.0
     paste_prob: float = 0.3  # objects cut from other videos pasted in (AOT DATA_DYNAMIC_MERGE_PROB)
     shapes_prob: float = 0.0  # generated shapes pasted in (vosuite.training.data.shapes)
+    shapes_twin_prob: float = 0.0  # chance that such a clip's distractor is a look-alike of a target
     augment: bool = True  # False: crop + flip only (no jitter, motion, elastic, pasted objects or shapes)
     min_object_pixels: int = 100
     workers: int = 0  # DataLoader worker processes
 
     def __post_init__(self) -> None:
         _require("data", self, "count", ["num_frames", "size", "max_gap"])
-        _require("data", self, "fraction", ["reverse_prob", "static_prob", "paste_prob", "shapes_prob"])
+        _require("data", self, "fraction", ["reverse_prob", "static_prob", "paste_prob", "shapes_prob",
+                                                  "shapes_twin_prob"])
         _require("data", self, "non-negative", ["min_object_pixels", "workers"])
 
 

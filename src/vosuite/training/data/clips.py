@@ -335,7 +335,8 @@ def labelled_clips(config: Any, max_objects: int) -> ClipDataset:
     from vosuite.datasets import open_dataset
 
     data = config.data
-    off = {"paste": PasteConfig(prob=data.paste_prob), "shapes": ShapesConfig(prob=data.shapes_prob)}
+    off = {"paste": PasteConfig(prob=data.paste_prob),
+           "shapes": ShapesConfig(prob=data.shapes_prob, twin_prob=data.shapes_twin_prob)}
     if not data.augment:
         off = {"jitter": None, "motion": None, "elastic": None, "paste": None}
     clip_config = ClipConfig(num_frames=data.num_frames, size=data.size, max_gap=data.max_gap,
