@@ -213,15 +213,19 @@ def test_cli_train_resume_and_plot_log(clip_root: Path, tmp_path: Path, capsys: 
     assert main(["plot-log", str(run), str(run), "--names", "a", "b", "--smooth", "2", "--out", str(both)]) == 0
     assert both.read_bytes()[:4] == b"\x89PNG"
     assert main(["plot-log", str(run), str(run)]) == 2  # several runs need --out
+    assert "--out" in capsys.readouterr().err
     from vosuite.training.plot import _batch_size, _series
 
     assert _batch_size(run) == saved.train.batch_size
     assert _series(records, "train", "loss", per_step=saved.train.batch_size)[0] == [
         step * saved.train.batch_size for step in (1, 2, 3)]
     clips = tmp_path / "clips.png"
-    assert main(["plot-log", str(run), "--x", "clips", "--out", str(clips)]) == 0
+    assert main(["plot-log", str(run), "--x", "clips", "--baseline", "flow=0.378", "--out", str(clips)]) == 0
     assert clips.read_bytes()[:4] == b"\x89PNG"
-    assert "--out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse's exit, one line (tests/test_bad_input.py)
+        main(["plot-log", str(run), "--baseline", "flow", "--out", str(tmp_path / "x.png")])
+    assert refused.value.code == 2
+    assert "LABEL=J&F" in capsys.readouterr().err
     keyed = tmp_path / "lr.png"
     assert main(["plot-log", str(run), "--keys", "lr", "grad_norm", "--out", str(keyed)]) == 0
     assert keyed.read_bytes()[:4] == b"\x89PNG"

@@ -354,6 +354,17 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--family", help="only this family (deaot, s2s, baseline)")
 
 
+def _baseline(text: str) -> tuple[str, float]:
+    """``LABEL=VALUE`` of ``plot-log --baseline``."""
+    label, sep, value = text.rpartition("=")
+    try:
+        if not sep or not label:
+            raise ValueError
+        return label, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LABEL=J&F (e.g. flow=0.378), got {text!r}") from None
+
+
 def _add_plot_log(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("plot-log", help="draw training runs' loss and J&F curves",
                                  description="Plot metrics.jsonl of one run folder (every loss term) or of "
@@ -367,6 +378,8 @@ def _add_plot_log(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--keys", nargs="+", metavar="KEY",
                         help="logged training values to draw instead of the loss terms, e.g. teacher_entropy "
                              "student_entropy max_entropy (DINO's collapse watch)")
+    parser.add_argument("--baseline", nargs="+", type=_baseline, default=[], metavar="LABEL=J&F",
+                        help="dashed reference lines on the J&F panel, e.g. flow=0.378 copy-first=0.318")
     parser.add_argument("--x", dest="x_axis", choices=("step", "clips"), default="step",
                         help="x axis: optimiser steps (default) or training clips seen (steps x each run's "
                              "batch size)")
@@ -626,7 +639,7 @@ def _run_plot_log(args: argparse.Namespace) -> int:
     from vosuite.training.plot import plot_log
 
     out = plot_log(list(args.runs), args.out, smooth=args.smooth, names=args.names, keys=args.keys,
-                   overwrite=args.overwrite, x_axis=args.x_axis)
+                   overwrite=args.overwrite, x_axis=args.x_axis, baselines=dict(args.baseline))
     print(f"wrote {out}")
     return 0
 

@@ -50,7 +50,7 @@ def _records(run: Path) -> list[dict[str, object]]:
 
 def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.PathLike | None = None,
              smooth: int = 1, names: list[str] | None = None, keys: list[str] | None = None,
-             overwrite: bool = False, x_axis: str = "step") -> Path:
+             overwrite: bool = False, x_axis: str = "step", baselines: dict[str, float] | None = None) -> Path:
     """Draw loss curves (and J&F when validated) into ``out`` (default ``<run>/curves.png``).
 
     One run: each of its loss terms. Several runs (``out`` required): each run's total loss and
@@ -61,7 +61,8 @@ def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.Pat
     (:func:`vosuite.io.output.claim_file`): an existing file is replaced only with ``overwrite``
     or when vosuite wrote it (a run's own ``curves.png``); never a run's log or config.
     ``x_axis``: ``"step"``, or ``"clips"`` (training clips seen: steps x each run's batch size, to
-    compare runs with different batches).
+    compare runs with different batches). ``baselines``: label -> J&F drawn as dashed horizontal
+    lines on the validation panel (e.g. flow and copy-first on the same videos).
     """
     runs = [Path(r) for r in (run if isinstance(run, list) else [run])]
     if smooth < 1:
@@ -101,8 +102,10 @@ def plot_log(run: str | os.PathLike | list[str | os.PathLike], out: str | os.Pat
     axes[0, 0].set(xlabel=xlabel, ylabel=quantity + (f" (mean of {smooth} logs)" if smooth > 1 else ""), title=title)
     axes[0, 0].legend(fontsize=8)
     if validated:
+        for index, (label, value) in enumerate((baselines or {}).items()):
+            axes[0, 1].axhline(value, linestyle="--", color=f"C{len(runs) + index}", label=f"{label} ({value:.3f})")
         axes[0, 1].set(xlabel=xlabel, ylabel=VAL_KEY, title="validation J&F", ylim=(0, 1))
-        if len(runs) > 1:
+        if len(runs) > 1 or baselines:
             axes[0, 1].legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(target, suffix=".png") as tmp:
