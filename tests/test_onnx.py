@@ -99,7 +99,10 @@ def test_onnx_runtime_equals_eager_on_a_dev_video_and_from_the_cli(tmp_path: Pat
         assert main(["segment", str(clip), "--mask", str(first), "--out", str(tmp_path / runtime), "--no-progress",
                      "--threads", "1", "--runtime", runtime, *extra]) == 0
     for name in ("00001.png", "00003.png"):
-        assert np.array_equal(read_mask(tmp_path / "eager" / name), read_mask(tmp_path / "onnx" / name))
+        # probabilities agree within 1e-5, so only near-ties can flip: measured 1 and 0 of 409,920
+        # pixels (AVX-512 and the AVX2 env alike); bound: the 99.99 % of the issue
+        differing = int((read_mask(tmp_path / "eager" / name) != read_mask(tmp_path / "onnx" / name)).sum())
+        assert differing <= 0.0001 * 480 * 854, (name, differing)
 
 
 @pytest.mark.parametrize("name", ["deaot-l", "deaot-s-deform"])
@@ -125,13 +128,13 @@ def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
 
 
 def test_an_export_of_other_weights_is_refused(tmp_path: Path) -> None:
-    """The kd and sup students share the default's network: an export of one must not run the other."""
+    """The fast student shares the default's network: an export of one must not run the other."""
     from vosuite.inference.weights import load_model
 
-    export_model(load_model("deaot-t-deform-kd"), tmp_path / "kd")
+    export_model(load_model("deaot-t-deform-fast"), tmp_path / "fast")
     with pytest.raises(InputError, match="other weights of deaot-t-deform"):
-        Segmenter("deaot-t-deform", progress=False, runtime="onnx", onnx_dir=tmp_path / "kd")
-    Segmenter("deaot-t-deform-kd", progress=False, runtime="onnx", onnx_dir=tmp_path / "kd")  # its own: fine
+        Segmenter("deaot-t-deform", progress=False, runtime="onnx", onnx_dir=tmp_path / "fast")
+    Segmenter("deaot-t-deform-fast", progress=False, runtime="onnx", onnx_dir=tmp_path / "fast")  # its own: fine
 
 
 def test_runtime_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -81,10 +81,10 @@ def test_shipped_weights_match_their_registered_sha256(monkeypatch: pytest.Monke
 
 def test_model_card_fields_and_rows() -> None:
     spec = registry.get_spec("deaot-t-deform")
-    assert registry.card_fields(spec)["dev_jf"] == "0.552"
+    assert registry.card_fields(spec)["dev_jf"] == "0.701"
     assert registry.card_fields(registry.get_spec("deaot-b")) == {}
     row = next(r for r in registry.model_rows("deaot") if r.name == "deaot-t-deform")
-    assert (row.ships, row.size, row.dev_jf, row.chair_jf, row.default) == (True, 240, "0.552", "0.330", True)
+    assert (row.ships, row.size, row.dev_jf, row.chair_jf, row.default) == (True, 240, "0.701", "0.208", True)
     flow = next(r for r in registry.model_rows("baseline") if r.name == "flow")
     assert (flow.ships, flow.parameters, flow.dev_jf, flow.chair_jf) == (None, 0, "0.378", "0.756")
     assert row.parameters == sum(p.numel() for p in vosuite.create_model("deaot-t-deform").parameters())
@@ -93,7 +93,7 @@ def test_model_card_fields_and_rows() -> None:
 def test_vosuite_models_prints_the_table(capsys: pytest.CaptureFixture) -> None:
     assert main(["models", "--family", "deaot"]) == 0
     out = capsys.readouterr().out
-    assert "deaot-t-deform (default)" in out and "0.552" in out and "ships" in out and "s2spp" not in out
+    assert "deaot-t-deform (default)" in out and "0.701" in out and "ships" in out and "s2spp" not in out
     assert main(["models", "--family", "xyz"]) == 2
 
 

@@ -54,6 +54,23 @@ def test_a_trained_shared_tensor_or_a_changed_base_is_refused(tmp_path: Path) ->
         load_model(checkpoint=out)
 
 
+def test_frozen_float32_weights_match_their_float16_file_but_a_trained_one_does_not(tmp_path: Path) -> None:
+    """A fine-tune from float32 weights whose shipped file stores them as float16: the frozen part
+    is equal once rounded to float16, the precision both files store; a change above float16's
+    resolution is still refused."""
+    model = fine_tuned_decoder()
+    with torch.no_grad():
+        weight = model.encoder.features[0][0].weight  # the shipped float16 values, as float32
+        weight.add_(weight.abs() * 2.0**-13)  # below float16's 2**-11 relative step: the float32 "original"
+        assert torch.equal(weight.half().float(), load_model("deaot-t-deform").encoder.features[0][0].weight)
+        assert not torch.equal(weight, load_model("deaot-t-deform").encoder.features[0][0].weight)
+    save_checkpoint(model, tmp_path / "ok.pt", share_from="deaot-t-deform", share_prefixes=("encoder.",))
+    with torch.no_grad():
+        weight.mul_(1.01)  # trained
+    with pytest.raises(InputError, match="encoder.features.0.0.weight differs"):
+        save_checkpoint(model, tmp_path / "x.pt", share_from="deaot-t-deform", share_prefixes=("encoder.",))
+
+
 def test_convert_half_shares_from_the_cli(tmp_path: Path, capsys) -> None:
     model = fine_tuned_decoder()
     save_checkpoint(model, tmp_path / "run.pt")

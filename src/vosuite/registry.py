@@ -413,25 +413,25 @@ register_family(Family("baseline", _lazy(f"{_BASELINE}:TrainingFreeTracker"), _l
 _DEAOT_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "DeAOT-S: MobileNetV2, 2 GPM layers",
                     "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",
                     "r50-deaot-l": "R50-DeAOT-L: ResNet-50, 3 layers, gap 5"}
-_TEACHER_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml"}
-#: The weights that ship (sha256 checked on load): the default student (float16), the teacher and
-#: the distillation experiment's two students (int8 weights, float16 scales).
-_SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "9354e9a033457c1962fdbeb0dc8a2c0857d00765eaa3b6406c99203201eb53bf"),
+#: The recipes of the shipped weights (the default student's last stage; its card names all three).
+_SHIPPED_RECIPE = {"deaot-l": "configs/deaot_l_teacher_davis16.yaml",
+                   "deaot-t-deform": "configs/deaot_t_imagenet_twins_davis16.yaml"}
+#: The weights that ship (sha256 checked on load): the default student (fine-tuned from ImageNet), the
+#: teacher and the fast student (int8 weights with float16 scales, float16 encoders; the fast student
+#: takes its frozen encoder from the default's file). The distillation
+#: experiment's two students (issue 13) are registered as recipes: their files no longer ship.
+_SHIPPED = {"deaot-t-deform": ("deaot-t-deform.pt", "399a39dfd117a8b317a07a780322083e95c872ec2dfb2114075027529709648b"),
             "deaot-l": ("deaot-l.pt", "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46"),
-            "deaot-t-deform-kd": ("deaot-t-deform-kd.pt",
-                                  "312336994dc9f67438f7f39ff5512c0db39557c0e435fff5b7bc104c12d7a0cd"),
-            "deaot-t-deform-sup": ("deaot-t-deform-sup.pt",
-                                   "9dd2a2f8f3a3b8a46fa81741864d259a580c1e5124617663870f31de86053023"),
             "deaot-t-deform-fast": ("deaot-t-deform-fast.pt",
-                                    "69bbcaf44510462fc1008c22e4c983fcc8240c56941e1f3f058c22bc69a59f76")}
+                                    "6677a7a4150e32cb9774e02a0aeab647e89adff087aa350baea48e4f7fcaa17c")}
 #: Other weights of a registered variant (issues 13 and 15): name -> (variant, recipe, summary).
 _WEIGHT_VARIANTS = {
     "deaot-t-deform-kd": ("deaot-t-deform", "configs/distill_deaot_t_davis16.yaml",
                           "DeAOT-T deformable, distilled from deaot-l label-free (arXiv 2401.13937)"),
     "deaot-t-deform-sup": ("deaot-t-deform", "configs/deaot_t_davis16.yaml",
                            "DeAOT-T deformable, supervised, the distillation experiment's budget"),
-    "deaot-t-deform-fast": ("deaot-t-deform", "configs/deaot_t_fast_davis16.yaml",
-                            "DeAOT-T deformable at internal size 128: the fast student (--runtime onnx)"),
+    "deaot-t-deform-fast": ("deaot-t-deform", "configs/deaot_t_fast_imagenet_davis16.yaml",
+                            "DeAOT-T deformable at internal size 96: the fast student (--runtime onnx)"),
 }
 
 
@@ -440,10 +440,10 @@ def _shipped(name: str) -> dict[str, str]:
 
 
 for _base, _summary in _DEAOT_SUMMARIES.items():
-    register_model(_base, "deaot", summary=_summary, recipe=_TEACHER_RECIPE.get(_base), **_shipped(_base))
+    register_model(_base, "deaot", summary=_summary, recipe=_SHIPPED_RECIPE.get(_base), **_shipped(_base))
 for _base, _summary in _DEAOT_SUMMARIES.items():
     register_model(f"{_base}-deform", "deaot", summary=f"{_summary}, deformable attention",
-                   **_shipped(f"{_base}-deform"))
+                   recipe=_SHIPPED_RECIPE.get(f"{_base}-deform"), **_shipped(f"{_base}-deform"))
 for _name, (_variant, _recipe, _summary) in _WEIGHT_VARIANTS.items():
     register_model(_name, "deaot", summary=_summary, recipe=_recipe, architecture=_variant, **_shipped(_name))
 _S2S_SUMMARIES = {"s2s": "S2S: ConvLSTM encoder-decoder", "s2s-dist": "S2S + distance-class head",

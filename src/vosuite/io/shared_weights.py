@@ -32,10 +32,19 @@ def _named_weights(model_name: str) -> tuple[dict[str, torch.Tensor], str]:
     return {name: t.float() if t.is_floating_point() else t for name, t in state.items()}, file_sha256(path)
 
 
+def _equal_as_stored(mine: torch.Tensor, other: torch.Tensor) -> bool:
+    """Equal once stored: floating tensors rounded to float16, others exactly."""
+    if mine.is_floating_point():
+        return torch.equal(mine.half(), other.half())
+    return torch.equal(other.to(mine.dtype), mine)
+
+
 def split_shared(state: Mapping[str, torch.Tensor], model_name: str, prefixes: tuple[str, ...]
                  ) -> tuple[dict[str, torch.Tensor], dict]:
     """(``state`` without the tensors under ``prefixes``, the ``shared_weights`` entry). An
-    InputError when a left-out tensor is not bit-identical to ``model_name``'s (it trained)."""
+    InputError when a left-out tensor differs from ``model_name``'s (it trained). Floating tensors
+    are compared at float16, the precision shipped files store them in: a float32 checkpoint
+    whose frozen part came from the same float32 weights as the other file matches it."""
     if not prefixes:
         raise InputError("--share-from needs at least one --share-prefix")
     theirs, digest = _named_weights(model_name)
@@ -45,7 +54,7 @@ def split_shared(state: Mapping[str, torch.Tensor], model_name: str, prefixes: t
     for name in shared:
         mine = state[name].detach().cpu()
         other = theirs.get(name)
-        if other is None or other.shape != mine.shape or not torch.equal(other.to(mine.dtype), mine):
+        if other is None or other.shape != mine.shape or not _equal_as_stored(mine, other):
             raise InputError(f"{name} differs from {model_name}'s: only tensors frozen in training can be shared")
     rest = {name: t for name, t in state.items() if name not in shared}
     return rest, {"model": model_name, "sha256": digest, "prefixes": list(prefixes)}
