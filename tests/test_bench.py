@@ -22,6 +22,13 @@ def clip_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_clip(tmp_path_factory.mktemp("bench"), SyntheticClipConfig(num_frames=6, height=96, width=128))
 
 
+@pytest.fixture(scope="module")
+def demo_sized_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo clip's size (240 x 320): objects the student follows confidently, so that rounding
+    differences between CPUs do not tip near-ties (on the 96 x 128 clip they did)."""
+    return write_clip(tmp_path_factory.mktemp("bench240"), SyntheticClipConfig(num_frames=6, height=240, width=320))
+
+
 def test_measure_scores_like_the_evaluator_and_times_every_frame(clip_root: Path) -> None:
     row = measure("copy-first", None, "eager", "generic", str(clip_root), None, None, None)
     val = type("Val", (), {"dataset": "generic", "root": str(clip_root), "split": None, "videos": [], "size": None})()
@@ -51,15 +58,17 @@ def test_bench_cli_prints_plots_and_writes_rows(clip_root: Path, tmp_path: Path,
     assert main(["bench", "--root", str(tmp_path / "missing")]) == 2
 
 
-def test_onnx_int8_row_quantises_the_encoder_on_the_calibration_frames(clip_root: Path) -> None:
+def test_onnx_int8_row_quantises_the_encoder_on_the_calibration_frames(demo_sized_root: Path) -> None:
     pytest.importorskip("onnxruntime")
+    clip_root = demo_sized_root
     float_row = measure("deaot-t-deform", None, "onnx", "generic", str(clip_root), None, None, None)
     int8_row = measure("deaot-t-deform", None, "onnx-int8", "generic", str(clip_root), None, None, None,
                        calibration=str(clip_root / "JPEGImages"))
     assert int8_row.runtime == "onnx-int8" and int8_row.frames == float_row.frames == 5
-    # the int8 encoder moves the masks. ONNX Runtime's int8 kernels differ by CPU; the J&F shift on
-    # this clip: 0.0026 (AMD EPYC, AVX-512 VNNI), 0.0054 (Intel Xeon, AVX-512), 0.0350 (AVX2 only:
-    # qemu -cpu Haswell on the EPYC), 0.0352 (an AMD EPYC with AVX2 and no AVX-512)
-    assert 0 < abs(int8_row.jf - float_row.jf) < 0.05
+    # the int8 encoder moves the masks; ONNX Runtime's int8 kernels differ by CPU. The J&F shift on
+    # this clip with the shipped student: 0.0486 (AMD EPYC, AVX-512 VNNI), 0.0073 (AVX2 only: qemu
+    # -cpu Haswell on the EPYC); the float rows agree across them (0.978 / 0.976). On the earlier
+    # 96 x 128 clip the float row itself moved by 0.10 between those CPUs (near-ties at a 97-px input).
+    assert 0 < abs(int8_row.jf - float_row.jf) < 0.1
     with pytest.raises(InputError, match="--calibration"):
         measure("deaot-t-deform", None, "onnx-int8", "generic", str(clip_root), None, None, None)
