@@ -28,11 +28,16 @@ class SyntheticClipConfig:
     seed: int = 0
 
 
+def smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int = 8) -> np.ndarray:
+    """Smooth unit-scale noise [H, W, 3] float32: normal values on a grid of ``cell``-pixel cells,
+    resized cubically."""
+    noise = rng.normal(0.0, 1.0, size=(height // cell + 2, width // cell + 2, 3)).astype(np.float32)
+    return cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
 def _texture(rng: np.random.Generator, height: int, width: int, base: np.ndarray) -> np.ndarray:
     """Smooth random texture around an RGB base colour, [H, W, 3] float32."""
-    noise = rng.normal(0.0, 1.0, size=(height // 8 + 2, width // 8 + 2, 3)).astype(np.float32)
-    smooth = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(base[None, None, :] + 28.0 * smooth, 0, 255)
+    return np.clip(base[None, None, :] + 28.0 * smooth_noise(rng, height, width), 0, 255)
 
 
 def _object_pose(config: SyntheticClipConfig, index: int, frame: int) -> tuple[float, float, float]:

@@ -298,21 +298,16 @@ class ClipDataset(SeededDataset):
     def _donor_cutout(self, rng: np.random.Generator, record: VideoRecord, min_pixels: int) -> Cutout | None:
         """One object of a random annotated frame of another video (the same one if it is alone)."""
         others = [r for r in self.records if r.name != record.name] or self.records
-        donor = others[int(rng.integers(len(others)))]
-        names = donor.annotated_frames
-        rgb, labels = load_frame(donor, names[int(rng.integers(len(names)))])
+        rgb, labels = _random_annotated_frame(rng, others)
         counts = object_pixel_counts(labels)
         ids = [i for i in range(1, VOID_ID) if counts[i] >= min_pixels]
         if not ids:
             return None
         return cut_object(rgb, labels, ids[int(rng.integers(len(ids)))])
 
-
     def _donor_patch(self, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
         """A random [h, w, 3] crop of a random annotated frame of any video (resized up if smaller)."""
-        donor = self.records[int(rng.integers(len(self.records)))]
-        names = donor.annotated_frames
-        rgb = load_frame(donor, names[int(rng.integers(len(names)))])[0].astype(np.float32)
+        rgb = _random_annotated_frame(rng, self.records)[0].astype(np.float32)
         height, width = size
         if rgb.shape[0] < height or rgb.shape[1] < width:
             factor = max(height / rgb.shape[0], width / rgb.shape[1])
@@ -320,6 +315,13 @@ class ClipDataset(SeededDataset):
         top = int(rng.integers(rgb.shape[0] - height + 1))
         left = int(rng.integers(rgb.shape[1] - width + 1))
         return rgb[top:top + height, left:left + width]
+
+
+def _random_annotated_frame(rng: np.random.Generator, records: list[VideoRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb, labels) of a random annotated frame of a random one of ``records``."""
+    donor = records[int(rng.integers(len(records)))]
+    names = donor.annotated_frames
+    return load_frame(donor, names[int(rng.integers(len(names)))])
 
 
 def collate_clips(samples: list[dict[str, object]]) -> dict[str, object]:
@@ -335,12 +337,13 @@ def labelled_clips(config: Any, max_objects: int) -> ClipDataset:
     from vosuite.datasets import open_dataset
 
     data = config.data
-    off = {"paste": PasteConfig(prob=data.paste_prob),
-           "shapes": ShapesConfig(prob=data.shapes_prob, twin_prob=data.shapes_twin_prob)}
+    augmentations = {"paste": PasteConfig(prob=data.paste_prob),
+                     "shapes": ShapesConfig(prob=data.shapes_prob, twin_prob=data.shapes_twin_prob)}
     if not data.augment:
-        off = {"jitter": None, "motion": None, "elastic": None, "paste": None}
+        augmentations = {"jitter": None, "motion": None, "elastic": None, "paste": None}
     clip_config = ClipConfig(num_frames=data.num_frames, size=data.size, max_gap=data.max_gap,
                              reverse_prob=data.reverse_prob, static_prob=data.static_prob, max_objects=max_objects,
                              min_object_pixels=data.min_object_pixels,
-                             crop=CropConfig(min_object_pixels=data.min_object_pixels), seed=config.train.seed, **off)
+                             crop=CropConfig(min_object_pixels=data.min_object_pixels), seed=config.train.seed,
+                             **augmentations)
     return ClipDataset(open_dataset(data.dataset, data.root, data.split), clip_config)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from vosuite.datasets.synthetic import smooth_noise
 from vosuite.training.data.augment import Clip
 from vosuite.training.data.synthetic import Cutout, PasteConfig, cut_object, object_path, paste_objects
 
@@ -80,11 +81,8 @@ def shape_mask(rng: np.random.Generator, side: int) -> np.ndarray:
 
 
 def smooth_texture(rng: np.random.Generator, size: tuple[int, int], amplitude: float) -> np.ndarray:
-    """Smooth zero-mean noise [h, w, 3] float32: random values on a coarse grid, resized cubically."""
-    height, width = size
-    cell = int(rng.integers(4, 17))
-    coarse = rng.normal(0.0, amplitude, (height // cell + 2, width // cell + 2, 3)).astype(np.float32)
-    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    """Smooth zero-mean noise [h, w, 3] float32 of standard deviation ``amplitude``, on 4-16 px cells."""
+    return amplitude * smooth_noise(rng, *size, cell=int(rng.integers(4, 17)))
 
 
 def random_colour(rng: np.random.Generator) -> np.ndarray:
