@@ -1,3 +1,4 @@
+
 """CPU speed and memory of the DeAOT and S2S / S2S++ variants, and memory over a long stream.
 
     python benchmarks/deaot_speed.py variants [--frames 12] [--variants deaot-t deaot-s]
@@ -32,6 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from vosuite.factory import create_model
 
 VARIANTS = ["deaot-t", "deaot-s", "deaot-b", "deaot-l", "r50-deaot-l"]
 
@@ -82,12 +85,11 @@ def build_core(variant: str, channels_last: bool, threads: int, size: int | None
     import torch
 
     from vosuite.cpu import set_threads
-    from vosuite.models import build
     from vosuite.segment import Segmenter
 
     set_threads(threads)
     torch.manual_seed(0)
-    model = build(variant)
+    model = create_model(variant, weights=None)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return Segmenter(model=model, size=size, progress=False, **memory).core()

@@ -5,12 +5,12 @@ object before any Betrayed-by-Attention block is trained on it?
     python benchmarks/dino_attention.py --name dino-vits16 --models dino_deitsmall16_pretrain.pth
     python benchmarks/dino_attention.py --models random RUN/last.pt --figure attention.png  # and look
 
-Per frame, the last block's CLS attention of each head (``vosuite.inference.attention_probe``),
+Per frame, the last block's CLS attention of each head (``attention_probe``),
 thresholded to keep 60 % of its mass (DINO, Sec. 4.2.1, Fig. 4), upsampled to the frame (nearest)
 and scored by its Jaccard index with the DAVIS-2016 foreground. Mean over each video's annotated
 frames, then over videos. Columns: the best head (the head the paper's Fig. 4 shows), the mean
 over heads, and the mask of the heads' mean map; the centred ellipse (training-free,
-``vosuite.inference.unsupervised_baselines``) is scored on the same frames. ``random`` is the
+``vosuite.unsupervised.baselines``) is scored on the same frames. ``random`` is the
 variant with its seeded random initialisation (seed 0): a probe of what the architecture alone gives.
 ``--figure`` draws, for frame 20 of the first three videos, each backbone's heads' maps (min-max
 scaled, viridis) next to the frame.
@@ -25,14 +25,14 @@ import cv2
 import numpy as np
 import torch
 
+from attention_probe import DINO_MASS, cls_attention, mass_masks
+from vosuite.checkpoints.dino import build_vit
 from vosuite.datasets import open_dataset
 from vosuite.datasets.base import VideoRecord
-from vosuite.inference.attention_probe import DINO_MASS, cls_attention, mass_masks
-from vosuite.inference.unsupervised_baselines import centred_ellipse
 from vosuite.io.frames import read_image_rgb
 from vosuite.metrics.region import region_similarity
 from vosuite.nn.vit import VisionTransformer, dino_frame_size, dino_preprocess
-from vosuite.nn.vit_checkpoint import build_vit
+from vosuite.unsupervised.baselines import centred_ellipse
 
 
 def upsample(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

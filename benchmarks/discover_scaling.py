@@ -3,7 +3,7 @@
     python benchmarks/discover_scaling.py --frames 30 --grids 6x10 12x20 18x30 --repeats 3
 
 Random per-frame keys [T, 384, h, w] and a random spatio-temporal block (the cost depends on the
-sizes, not the weights) through :func:`vosuite.inference.discover.discover_objects` (windows of 3
+sizes, not the weights) through :func:`vosuite.unsupervised.clustering.discover_objects` (windows of 3
 frames, key frames every 10). The original's non-windowed ``inference`` + ``hierarchical_cluster``
 would hold one [T*hw, K*hw] attention matrix and [3*hw, 3*hw] distances per window as well; its
 memory-efficient form (the one the fixture pins) is this algorithm. Each run is a fresh process;
@@ -25,8 +25,8 @@ def worker(frames: int, h: int, w: int, tau: float) -> dict[str, float]:
 
     import torch
 
-    from vosuite.inference.discover import discover_objects
     from vosuite.models.bba import BbAConfig, BetrayedByAttention
+    from vosuite.unsupervised.clustering import discover_objects
 
     torch.manual_seed(0)
     block = BetrayedByAttention(BbAConfig(backbone=None)).eval().temporal_transformer[0]

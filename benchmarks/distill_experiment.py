@@ -93,7 +93,7 @@ def student_cka(weights: Path, teacher: str = "deaot-l", clips: int = 8) -> floa
     """Mean CKA of the student's GPM attention to the teacher's last layer on val-dev clips."""
     import torch
 
-    from vosuite.inference.weights import load_model
+    from vosuite.factory import create_model
     from vosuite.training.config import load_config
     from vosuite.training.data.clips import collate_clips
     from vosuite.training.methods import method_class
@@ -102,7 +102,7 @@ def student_cka(weights: Path, teacher: str = "deaot-l", clips: int = 8) -> floa
                          ["data.split=val-dev", "data.augment=false", f"distill.teacher={teacher}"])
     method = method_class("distill")(config)
     method.auxiliary_modules()
-    student = load_model(checkpoint=weights).eval()
+    student = create_model(weights=weights).eval()
     dataset = method.build_data(student).dataset
     values = []
     with torch.no_grad():

@@ -30,12 +30,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    from vosuite.inference.weights import load_model
+    from vosuite.factory import create_model
     from vosuite.onnx.export import PropagationGraph, export_deaot, memory_input_names, sample_memory_inputs
     from vosuite.onnx.runtime import _session
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model).eval()
+    model = create_model(args.model).eval()
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         session = _session(export_deaot(model, tmp).propagation, args.threads)
         declared = {node.name for node in session.get_inputs()}

@@ -33,7 +33,7 @@ def teacher_refine(name: str, rgb: np.ndarray, labels: np.ndarray) -> np.ndarray
     """The label-free mode's teacher step on one frame (a 16n+1 crop of it, as in training)."""
     from types import SimpleNamespace
 
-    from vosuite.registry import create_model
+    from vosuite.factory import create_model
     from vosuite.training.methods.distill.method import DistillMethod
 
     method = DistillMethod.__new__(DistillMethod)

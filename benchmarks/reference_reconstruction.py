@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from vosuite.datasets import open_dataset
+from vosuite.factory import create_model
 from vosuite.inference.core import model_input_size
 from vosuite.inference.preprocess import preprocess_image, resize_label
-from vosuite.inference.weights import load_model
 from vosuite.io.frames import read_image_rgb
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model(checkpoint=args.checkpoint)
+    model = create_model(weights=args.checkpoint)
     ious = []
     for video in open_dataset("davis2016", args.root, args.split):
         first = video.annotated_frames[0]

@@ -18,7 +18,8 @@ import yaml
 
 from vosuite.io.atomic import atomic_path
 from vosuite.plotting import pyplot
-from vosuite.registry import card_fields, get_spec
+from vosuite.registry import get_spec
+from vosuite.report_models import card_fields
 from vosuite.training.run_log import read_metrics
 
 BASELINES = ("flow", "flow-dis", "copy-first")

@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from vosuite.factory import create_model
     from vosuite.inference.core import InferenceCore
-    from vosuite.inference.weights import load_model
     from vosuite.io.frames import read_image_rgb
     from vosuite.io.masks import binarize_0_255, read_mask, write_mask
     from vosuite.onnx.runtime import OnnxDeAOT, with_runtime
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paths, mask_path = found
     paths = paths[:args.frames]
-    model = load_model(args.model, args.checkpoint)
+    model = create_model(args.model, weights=args.checkpoint)
     if args.onnx_propagation:
         model = OnnxDeAOT(model, args.onnx_dir, onnx_propagation=True)
     else:

@@ -11,7 +11,7 @@ J&F of every proposal (``vosuite discover`` output, official per-sequence matchi
 the single-object output's.
 
 ``--fit`` scores a grid of ellipse semi-axes and prints the best (the shipped default,
-``vosuite.inference.unsupervised_baselines.ELLIPSE_AXES``, came from this on DAVIS-16 train).
+``vosuite.unsupervised.baselines.ELLIPSE_AXES``, came from this on DAVIS-16 train).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import numpy as np
 from accuracy import chair_dataset  # noqa: E402  (benchmarks/ is the script's folder)
 from vosuite.datasets import open_dataset
 from vosuite.datasets.base import VideoRecord
-from vosuite.discover import Discoverer
-from vosuite.inference.unsupervised_baselines import centred_ellipse
 from vosuite.io.frames import read_image_rgb
 from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
+from vosuite.unsupervised.baselines import centred_ellipse
+from vosuite.unsupervised.discoverer import Discoverer
 
 
 def score(videos: list[VideoRecord], predict) -> dict[str, float]:

@@ -1,14 +1,22 @@
-"""DINO's attention probe (vosuite.inference.attention_probe): the 60 %-mass masks against their
+"""DINO's attention probe (benchmarks/attention_probe.py): the 60 %-mass masks against their
 definition computed independently in float64, and the CLS attention against the ViT's own."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vosuite.inference.attention_probe import cls_attention, mass_masks
-from vosuite.nn.vit_checkpoint import build_vit
+from vosuite.checkpoints.dino import build_vit
+
+_spec = importlib.util.spec_from_file_location(
+    "attention_probe", Path(__file__).resolve().parents[1] / "benchmarks" / "attention_probe.py")
+_probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_probe)
+cls_attention, mass_masks = _probe.cls_attention, _probe.mass_masks
 
 
 def reference_mass_mask(weights: np.ndarray, mass: float) -> np.ndarray:

@@ -331,9 +331,9 @@ def test_os_errors_while_writing_are_one_line_exit_2(command: str, template: str
         pytest.importorskip("onnx")
     import vosuite.io.atomic as atomic
     import vosuite.io.output as output
-    from vosuite.registry import get_spec
+    from vosuite.factory import weights_file
 
-    paths = {**workspace, "shipped": get_spec("deaot-t-deform-fast").weights_path,
+    paths = {**workspace, "shipped": weights_file("deaot-t-deform.fast"),
              "good_results": _good_results(workspace, capsys)}
     monkeypatch.chdir(workspace["root"])
     before = {key: value for key, value in _snapshot(workspace["root"]).items() if not key.startswith("w_")}

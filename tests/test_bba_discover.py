@@ -1,4 +1,4 @@
-"""Object discovery by hierarchical clustering (vosuite.inference.discover) against part C of the
+"""Object discovery by hierarchical clustering (vosuite.unsupervised.clustering) against part C of the
 SSL-UVOS fixture: key-frame attention distributions, symmetric KL, first-level counts, every merge
 pass, final centroids and the label maps at tau 1.0 and 0.3."""
 
@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from conftest import SHARED_ROOT, requires_shared
-from vosuite.inference.discover import (
+from vosuite.models.bba import BbAConfig, BetrayedByAttention
+from vosuite.unsupervised.clustering import (
     attention_windows,
     discover_objects,
     key_frame_indices,
     kl_distance,
     queries_and_keys,
 )
-from vosuite.models.bba import BbAConfig, BetrayedByAttention
 
 FIXTURE = SHARED_ROOT / "fixtures/ssl_uvos"
 pytestmark = requires_shared("fixtures/ssl_uvos/weights.pt", "SSL-UVOS fixture")

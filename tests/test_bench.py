@@ -13,7 +13,7 @@ from vosuite.cli import main
 from vosuite.datasets import open_dataset
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
-from vosuite.registry import create_model
+from vosuite.factory import create_model
 from vosuite.training.validation import score_model
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vosuite.checkpoints.state_dict import extract_state_dict
 from vosuite.errors import InputError
+from vosuite.factory import create_model
 from vosuite.inference import MemoryConfig, deaot_step, network_input_size, start_memory
-from vosuite.models import VARIANTS, DeAOT, build, extract_state_dict, get_config
+from vosuite.models import VARIANTS, DeAOT, get_config
 
 
 @pytest.fixture(scope="module")
 def tiny() -> DeAOT:
-    return build("deaot-t")
+    return create_model("deaot-t", weights=None)
 
 
 def test_variant_configs():
@@ -24,7 +26,7 @@ def test_variant_configs():
     with pytest.raises(KeyError):
         get_config("deaot-xl")
     with pytest.raises(InputError, match="unknown model .deaot-xl.; known: deaot-t"):
-        build("deaot-xl")
+        create_model("deaot-xl", weights=None)
 
 
 def test_second_layer_parameter_names():
@@ -43,7 +45,7 @@ def test_checkpoint_wrappers_round_trip(tmp_path, tiny):
                              {"state_dict": {"module." + k: v for k, v in state.items()}}]):
         path = tmp_path / f"ckpt{i}.pth"
         torch.save(obj, path)
-        loaded = build("deaot-t", path)
+        loaded = create_model("deaot-t", weights=path)
         for k, v in loaded.state_dict().items():
             assert v.dtype == torch.float32 and torch.equal(v, state[k].float()), k
 
@@ -55,15 +57,15 @@ def test_checkpoint_strict_errors(tmp_path, tiny):
     path = tmp_path / "bad.pth"
     torch.save({"state_dict": state}, path)
     with pytest.raises(InputError) as info:
-        build("deaot-t", path)
+        create_model("deaot-t", weights=path)
     msg = str(info.value)
     assert "\n" not in msg and "1 missing keys (id_norm.weight)" in msg and "1 unexpected keys (LSTT.mask_token)" in msg
     state = dict(tiny.state_dict())
     torch.save(state, path)
     with pytest.raises(InputError, match="does not fit deaot-s"):
-        build("deaot-s", path)
+        create_model("deaot-s", weights=path)
     with pytest.raises(InputError, match="not found"):
-        build("deaot-t", tmp_path / "missing.pth")
+        create_model("deaot-t", weights=tmp_path / "missing.pth")
     with pytest.raises(InputError, match="no state dict"):
         extract_state_dict({"epoch": 3}, "x")
 
@@ -78,7 +80,7 @@ def test_network_input_size():
 @pytest.mark.parametrize("name", ["deaot-s", "r50-deaot-l"])
 def test_step_multi_layer_memory_growth(name):
     torch.manual_seed(0)
-    model = build(name)
+    model = create_model(name, weights=None)
     config = MemoryConfig.for_model(model.cfg, long_term_gap=2)
     img = torch.randn(1, 3, 81, 97)
     label = torch.zeros(1, 1, 81, 97)

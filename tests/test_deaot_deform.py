@@ -13,9 +13,10 @@ from PIL import Image
 
 from conftest import shared_data_root
 from vosuite.errors import InputError
+from vosuite.factory import create_model
 from vosuite.inference import MemoryConfig, deaot_step, network_input_size, preprocess_image, resize_label, start_memory
 from vosuite.io.frames import read_image_rgb
-from vosuite.models import DEFORMABLE_VARIANTS, VARIANTS, DeAOT, build, get_config
+from vosuite.models import DEFORMABLE_VARIANTS, VARIANTS, DeAOT, get_config
 from vosuite.nn import DeformableConfig, GatedDeformablePropagation, LocalGatedDeformablePropagation, OffsetNetwork
 from vosuite.nn.gpm import LayerMemory, seq_to_2d
 
@@ -39,14 +40,14 @@ def test_deformable_variants_mirror_vanilla():
 def vanilla_path(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "deaot_s.pth"
-    torch.save({"state_dict": build("deaot-s").state_dict()}, path)
+    torch.save({"state_dict": create_model("deaot-s", weights=None).state_dict()}, path)
     return path
 
 
 def test_vanilla_checkpoint_loads_with_only_offset_keys_missing(vanilla_path):
     state = torch.load(vanilla_path, weights_only=True)["state_dict"]
     with pytest.warns(UserWarning, match="no offset-network weights") as record:
-        model = build("deaot-s-deform", vanilla_path)
+        model = create_model("deaot-s-deform", weights=vanilla_path)
     offset_keys = model.offset_parameter_names()
     assert len(offset_keys) == 2 * 2 * 5  # 2 layers x (long, short) x (dw w/b, norm w/b, proj w)
     assert set(model.state_dict()) - set(state) == set(offset_keys)
@@ -56,29 +57,29 @@ def test_vanilla_checkpoint_loads_with_only_offset_keys_missing(vanilla_path):
             continue
         assert torch.equal(value, state[key]), key
     assert all(model.state_dict()[k].abs().sum() == 0 for k in offset_keys if k.endswith("proj.weight"))
-    assert build("deaot-s").offset_parameter_names() == []
+    assert create_model("deaot-s", weights=None).offset_parameter_names() == []
 
 
 def test_deformable_checkpoint_round_trip_and_strict_errors(tmp_path, vanilla_path):
     with pytest.warns(UserWarning):
-        model = build("deaot-s-deform", vanilla_path)
+        model = create_model("deaot-s-deform", weights=vanilla_path)
     state = model.state_dict()
     path = tmp_path / "deform.pth"
     torch.save(state, path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a complete checkpoint loads silently
-        build("deaot-s-deform", path)
+        create_model("deaot-s-deform", weights=path)
     del state["LSTT.layers.0.linear_U.weight"]  # a shared (non-offset) key is still required
     torch.save(state, path)
     with pytest.raises(InputError, match="1 missing keys"):
-        build("deaot-s-deform", path)
+        create_model("deaot-s-deform", weights=path)
     with pytest.raises(InputError, match="unexpected keys"):
-        build("deaot-s", tmp_path / "deform.pth")
+        create_model("deaot-s", weights=tmp_path / "deform.pth")
 
 
 def test_zero_offsets_stride_one_equal_vanilla_network():
     torch.manual_seed(1)
-    vanilla = build("deaot-s")
+    vanilla = create_model("deaot-s", weights=None)
     deform = DeAOT(get_config("deaot-s-deform", deform=DeformableConfig(stride=1))).eval()
     deform.load_state_dict(vanilla.state_dict(), strict=False)
     h, w = 5, 7
@@ -137,10 +138,10 @@ def test_engine_end_to_end_on_davis(blackswan):
     if blackswan["weights"] is None:
         pytest.skip("fixtures/deaot_t/weights.pt not found under $VOSUITE_DATA")
     weights = blackswan["weights"]
-    vanilla = build("deaot-t", weights)
+    vanilla = create_model("deaot-t", weights=weights)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the vanilla checkpoint lacks the offset networks
-        deform = build("deaot-t-deform", weights)
+        deform = create_model("deaot-t-deform", weights=weights)
     want, got = _run(vanilla, blackswan), _run(deform, blackswan)
     h, w = blackswan["hw"]
     for a, b in zip(got, want, strict=True):

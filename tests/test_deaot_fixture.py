@@ -19,10 +19,10 @@ import torch
 
 from conftest import SHARED_ROOT, requires_shared, shared_path
 from vosuite.cli import main
+from vosuite.factory import create_model
 from vosuite.inference import InferenceCore, MemoryConfig, network_input_size, preprocess_image, resize_label
 from vosuite.io.frames import read_image_rgb
 from vosuite.io.masks import read_mask
-from vosuite.models import build
 
 FIXTURE = SHARED_ROOT / "fixtures/deaot_t"
 #: Relative logit error allowed (max |ours - original| / max |original|); measured: 2.9e-7 to 4.5e-7
@@ -72,7 +72,7 @@ def fx() -> dict:
 
 @pytest.fixture(scope="module")
 def model():
-    return build("deaot-t", FIXTURE / "weights.pt")
+    return create_model("deaot-t", weights=FIXTURE / "weights.pt")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_preprocessing(fx):
 
 def test_registry_preprocessing_is_the_original(fx, model):
     """The model's preprocessing as the registry names it gives the original's inputs, bit for bit."""
-    from vosuite.registry import preprocess
+    from vosuite.inference.cores import preprocess
 
     for i, rgb in enumerate(fx["rgb"]):
         _assert_matches_original_input(preprocess(model, rgb)[0], fx["in"], i)

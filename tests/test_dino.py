@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from vosuite.checkpoints.dino import build_vit
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
-from vosuite.models import build
+from vosuite.factory import create_model
 from vosuite.models.dino import DINOConfig, DINOHead, DINOPretraining
 from vosuite.nn.vit import ViTConfig
-from vosuite.nn.vit_checkpoint import build_vit
 from vosuite.training.config import load_config
 from vosuite.training.data.multicrop import MultiCropConfig, MultiCropDataset, collate_crops, random_resized_crop
 from vosuite.training.engine import Trainer
@@ -163,7 +163,7 @@ def test_dino_run_trains_the_student_moves_the_teacher_and_feeds_bba(backbone: s
                        "train.total_steps=1", "train.batch_size=1", "train.threads=1", "train.progress=false",
                        "val.every=0", f"bba.dino_checkpoint={tmp_path / 'run' / 'final.pt'}", "bba.points=2"])
     Trainer(bba, run_dir=tmp_path / "bba").fit()
-    from vosuite.discover import Discoverer
+    from vosuite.unsupervised.discoverer import Discoverer
 
     discoverer = Discoverer(checkpoint=tmp_path / "bba" / "final.pt", size=32, progress=False)
     assert discoverer.model.cfg.name == f"bba-{backbone}"
@@ -187,9 +187,9 @@ def test_dino_refuses_bad_settings(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not deaot-t"):
         method_class("dino")(dino_config(tmp_path, "model.name=deaot-t"))
     with pytest.raises(InputError, match="DINO pre-training network, not a tracker"):
-        from vosuite.registry import family_of
+        from vosuite.inference.cores import make_core
 
-        family_of("dino-pretrain-vits16").make_core(build("dino-pretrain-vits16"), None, None)
+        make_core(create_model("dino-pretrain-vits16", weights=None))
 
 
 def test_student_kl_to_a_fixed_teacher_falls_when_over_fitting_one_batch(tmp_path: Path) -> None:

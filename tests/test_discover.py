@@ -13,15 +13,14 @@ import torch
 import vosuite
 from conftest import one_line_error, write_box_clip
 from vosuite.cli import main
-from vosuite.discover import Discoverer
 from vosuite.errors import InputError
-from vosuite.inference.discover import discover_objects
-from vosuite.inference.weights import save_checkpoint
+from vosuite.factory import create_model, save_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import read_mask
-from vosuite.models import build
 from vosuite.models.bba import BbAConfig, BetrayedByAttention
 from vosuite.nn.vit import ViTConfig
+from vosuite.unsupervised.clustering import discover_objects
+from vosuite.unsupervised.discoverer import Discoverer
 
 H, W, FRAMES = 72, 96, 12
 #: random weights attend almost uniformly: a small threshold still splits the clip into several proposals
@@ -34,9 +33,9 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict:
     paths = write_box_clip(root, FRAMES, H, W)
     torch.manual_seed(0)
     model = BetrayedByAttention(BbAConfig("bba-vits16", backbone=ViTConfig("tiny", 16, 384, 1, 6)))
-    paths["ckpt"] = save_checkpoint(model, root / "bba.pt", inference_size=64)
+    paths["ckpt"] = save_model(model, root / "bba.pt", inference_size=64)
     torch.manual_seed(0)
-    paths["deaot"] = save_checkpoint(build("deaot-t"), root / "deaot.pt")
+    paths["deaot"] = save_model(create_model("deaot-t", weights=None), root / "deaot.pt")
     return paths
 
 
@@ -90,7 +89,7 @@ def test_bba_models_are_registered_and_unsupervised(case: dict) -> None:
 
 
 def test_single_object_rule() -> None:
-    from vosuite.inference.discover import border_and_area, foreground_proposal
+    from vosuite.unsupervised.clustering import border_and_area, foreground_proposal
 
     labels = np.ones((10, 12), np.uint8)  # proposal 1 wraps the frame
     labels[3:7, 4:8] = 2  # proposal 2 sits inside

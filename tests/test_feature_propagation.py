@@ -15,17 +15,17 @@ from torch import nn
 
 import vosuite
 from conftest import one_line_error, write_box_clip
+from vosuite.checkpoints.dino import save_vit
 from vosuite.cli import main
 from vosuite.datasets.synthetic import SyntheticClipConfig, render_clip, write_clip
+from vosuite.factory import feature_backbone, save_model
 from vosuite.inference.feature_propagation import FeaturePropagationCore, PropagationSettings
-from vosuite.inference.weights import save_checkpoint
 from vosuite.io.masks import read_mask
 from vosuite.metrics.region import region_similarity
 from vosuite.models.baseline import BASELINES, TrainingFreeTracker
-from vosuite.models.feature_backbone import FeatureBackbone, load_feature_backbone
+from vosuite.models.feature_backbone import FeatureBackbone
 from vosuite.nn.mobilenetv2 import MobileNetV2
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer
-from vosuite.nn.vit_checkpoint import save_vit
 from vosuite.segment import Segmenter
 
 #: Largest |core - reference| of a soft label over the two cases below with seeds 0, 1, 2: 1.0e-6
@@ -215,7 +215,7 @@ def test_infer_runs_a_dataset(tmp_path: Path) -> None:
 def test_segment_with_a_deaot_checkpoint(clip: dict[str, Path], tmp_path: Path) -> None:
     torch.manual_seed(0)
     deaot = vosuite.create_model("deaot-t", weights=None)
-    path = save_checkpoint(deaot, tmp_path / "deaot-t.pt")
+    path = save_model(deaot, tmp_path / "deaot-t.pt")
     assert segment(clip, tmp_path / "out", "--checkpoint", str(path)) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 6
     backbone = vosuite.create_model("propagate-features", weights=path).backbone
@@ -231,12 +231,12 @@ def test_backbones_of_every_accepted_file(tmp_path: Path) -> None:
     vit = save_vit(VisionTransformer(VIT_VARIANTS["dino-vitt16"]), tmp_path / "vit.pt")
     img = torch.zeros(1, 3, 48, 64)
     for name in ("in.pt", "last.pt"):
-        backbone = load_feature_backbone(tmp_path / name)
+        backbone = feature_backbone(tmp_path / name)
         assert backbone.stride == 8 and tuple(backbone(img).shape) == (1, 32, 6, 8)
         assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in backbone.encoder.state_dict().items())
-    backbone = load_feature_backbone(vit)
+    backbone = feature_backbone(vit)
     assert backbone.is_vit and backbone.stride == 16 and tuple(backbone(img).shape) == (1, 192, 3, 4)
-    default = load_feature_backbone()
+    default = feature_backbone()
     assert default.source == "deaot-t-deform encoder" and tuple(default(img).shape) == (1, 32, 6, 8)
     image = torch.randn(1, 3, 48, 64)
     assert torch.equal(default(image), default.encoder(image)[1])  # the stride-8 stage, later ones not run

@@ -1,4 +1,4 @@
-"""ImageNet MobileNetV2 weights (vosuite.nn.mobilenetv2_checkpoint): the three source layouts mapped
+"""ImageNet MobileNetV2 weights (vosuite.checkpoints.imagenet): the three source layouts mapped
 onto vosuite's encoder on generated weights (no download), sha256 checks, refusals, and the
 recipe key model.encoder_init."""
 
@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vosuite.cli import main
-from vosuite.errors import InputError
-from vosuite.nn.mobilenetv2 import MobileNetV2
-from vosuite.nn.mobilenetv2_checkpoint import (
+from vosuite.checkpoints.imagenet import (
     IMAGENET_MOBILENETV2,
     WHEEL_MEMBER,
     convert_imagenet,
@@ -23,6 +20,9 @@ from vosuite.nn.mobilenetv2_checkpoint import (
     read_imagenet_encoder,
     resolve_encoder_init,
 )
+from vosuite.cli import main
+from vosuite.errors import InputError
+from vosuite.nn.mobilenetv2 import MobileNetV2
 
 
 def _random_encoder_state(seed: int = 0) -> dict[str, torch.Tensor]:

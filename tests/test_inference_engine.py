@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vosuite.errors import InputError
+from vosuite.factory import create_model
 from vosuite.inference import (
     InferenceCore,
     MemoryConfig,
@@ -18,14 +19,14 @@ from vosuite.inference import (
     start_memory,
 )
 from vosuite.inference.merge import argmax_channels
-from vosuite.models import DeAOT, build
+from vosuite.models import DeAOT
 from vosuite.training.methods.deaot.clip_forward import ClipForward, ClipPlan
 
 
 @pytest.fixture(scope="module")
 def tiny() -> DeAOT:
     torch.manual_seed(0)
-    return build("deaot-t")
+    return create_model("deaot-t", weights=None)
 
 
 def _frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -80,7 +81,7 @@ def test_training_clip_forward_uses_the_inference_memory_rule(tiny):
     size = (49, 65)
     imgs = [preprocess_image(f, size) for f in frames]
     label = resize_label(torch.from_numpy(mask.astype(np.int64))[None, None], size)
-    config = MemoryConfig(long_term_gap=2, max_long_term_frames=2)
+    config = MemoryConfig(long_term_gap=2, max_memory_frames=2)
     with torch.no_grad():
         memory = start_memory(tiny, imgs[0], label, 3, config)
         step_logits = []
@@ -106,7 +107,7 @@ def test_training_clip_forward_uses_the_inference_memory_rule(tiny):
 
 
 def test_memory_cap_keeps_references(tiny):
-    config = MemoryConfig(long_term_gap=2, max_long_term_frames=4)
+    config = MemoryConfig(long_term_gap=2, max_memory_frames=4)
     core = InferenceCore(tiny, config)
     frames = _frames(30, 32, 32, seed=2)
     mask = _tiles(32, 32, 1)
@@ -126,7 +127,7 @@ def test_memory_cap_keeps_references(tiny):
     assert core.memory.groups[0].long_term_frames == 4
     assert core.object_ids == [1, 2]
     # unbounded (the original's rule), 12 frames: the reference + frames 2, 4, 6, 8, 10
-    config = MemoryConfig(long_term_gap=2, max_long_term_frames=None)
+    config = MemoryConfig(long_term_gap=2, max_memory_frames=None)
     core = InferenceCore(tiny, config)
     for t, frame in enumerate(frames[:12]):
         core.step(frame, mask if t == 0 else None)
@@ -231,4 +232,4 @@ def test_size_option_and_bad_inputs(tiny):
     with pytest.raises(InputError, match="size"):
         InferenceCore(tiny, size=0)
     with pytest.raises(InputError):
-        MemoryConfig(max_long_term_frames=0)
+        MemoryConfig(max_memory_frames=0)

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from conftest import SHARED_ROOT, one_line_error, requires_shared, shared_path
+from vosuite.checkpoints.dino import build_vit, load_vit
 from vosuite.cli import main
 from vosuite.errors import InputError
 from vosuite.io.frames import read_image_rgb
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig, dino_frame_size, dino_preprocess
-from vosuite.nn.vit_checkpoint import build_vit, load_vit
 
 FIXTURE = SHARED_ROOT / "fixtures/dino_vit_s16"
 DEPTH2 = ViTConfig("dino-vits16-depth2", 16, 384, 2, 6)

@@ -13,9 +13,9 @@ import torch
 from conftest import SHARED_ROOT, requires_shared, shared_path
 from vosuite.cli import main
 from vosuite.errors import InputError
+from vosuite.factory import create_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import read_mask
-from vosuite.models import build
 from vosuite.onnx.export import export_deaot, export_model, read_manifest
 from vosuite.onnx.runtime import OnnxDeAOT
 from vosuite.segment import Segmenter
@@ -47,7 +47,7 @@ def compare(eager: Segmenter, fast: Segmenter, frames: list[np.ndarray], mask: n
 
 def test_export_writes_checked_graphs_and_refuses_to_overwrite(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = build("deaot-s-deform")  # two GPM layers
+    model = create_model("deaot-s-deform", weights=None)  # two GPM layers
     export = export_deaot(model, tmp_path / "onnx")
     manifest = read_manifest(export.folder)
     assert manifest["model"]["name"] == "deaot-s-deform"
@@ -60,7 +60,7 @@ def test_export_writes_checked_graphs_and_refuses_to_overwrite(tmp_path: Path) -
     with pytest.raises(InputError, match="not a vosuite ONNX export"):
         read_manifest(tmp_path)
     with pytest.raises(InputError, match="covers the DeAOT and S2S families"):
-        export_deaot(build("s2s-mnv2"), tmp_path / "s2s")
+        export_deaot(create_model("s2s-mnv2", weights=None), tmp_path / "s2s")
 
 
 @requires_shared("fixtures/deaot_t/weights.pt", "DeAOT-T fixture")
@@ -115,7 +115,7 @@ def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
 
     root = write_clip(tmp_path / "clip", SyntheticClipConfig(num_frames=4, height=96, width=128))
     torch.manual_seed(0)
-    model = build(name)
+    model = create_model(name, weights=None)
     frames = [f.rgb for f in open_frames(root / "JPEGImages" / "shapes")]
     mask = read_mask(root / "Annotations" / "shapes" / "00000.png")
     worst, equal = compare(Segmenter(model, progress=False), Segmenter(model, progress=False, runtime="onnx"),
@@ -129,9 +129,9 @@ def test_every_decoder_layout_runs(name: str, tmp_path: Path) -> None:
 
 def test_an_export_of_other_weights_is_refused(tmp_path: Path) -> None:
     """The fast student shares the default's network: an export of one must not run the other."""
-    from vosuite.inference.weights import load_model
+    from vosuite.factory import create_model
 
-    export_model(load_model("deaot-t-deform-fast"), tmp_path / "fast")
+    export_model(create_model("deaot-t-deform-fast"), tmp_path / "fast")
     with pytest.raises(InputError, match="other weights of deaot-t-deform"):
         Segmenter("deaot-t-deform", progress=False, runtime="onnx", onnx_dir=tmp_path / "fast")
     Segmenter("deaot-t-deform-fast", progress=False, runtime="onnx", onnx_dir=tmp_path / "fast")  # its own: fine
@@ -196,7 +196,7 @@ def test_the_propagation_graph_follows_any_size_and_memory_length(name: str, tmp
     from vosuite.onnx.export import PropagationGraph, memory_input_names, sample_memory_inputs
 
     torch.manual_seed(0)
-    model = build(name).eval()
+    model = create_model(name, weights=None).eval()
     for module in model.modules():  # random offsets: the deformable samplers really move
         if module.__class__.__name__ == "OffsetNetwork":
             torch.nn.init.normal_(module.proj.weight, std=0.5)
@@ -228,7 +228,7 @@ def test_s2s_runs_in_onnx_runtime_with_the_eager_masks(name: str, tmp_path: Path
 
     root = write_clip(tmp_path / "clip", SyntheticClipConfig(num_frames=5, height=120, width=200))
     torch.manual_seed(0)
-    model = build(name)
+    model = create_model(name, weights=None)
     export = export_model(model, tmp_path / "onnx")
     assert set(read_manifest(export.folder)["graphs"]) == {"encoder.onnx", "propagation.onnx", "initial_state.onnx"}
     frames = [f.rgb for f in open_frames(root / "JPEGImages" / "shapes")]

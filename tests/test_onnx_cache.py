@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from vosuite.factory import create_model
 from vosuite.io.cache_dir import user_cache_dir
-from vosuite.models import build
 from vosuite.onnx import cache as onnx_cache
 from vosuite.onnx.cache import cache_key, cached_export, is_complete
 from vosuite.onnx.export import export_model, weights_digest
@@ -27,7 +27,7 @@ MODEL = "deaot-t-deform"
 
 def small_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build(MODEL).eval()
+    return create_model(MODEL, weights=None).eval()
 
 
 @pytest.fixture

@@ -15,11 +15,10 @@ from conftest import box_frame, write_box_clip
 from vosuite import cpu
 from vosuite.cli import main
 from vosuite.errors import InputError
+from vosuite.factory import create_model, save_model
 from vosuite.inference.preprocess import preprocess_image
-from vosuite.inference.weights import save_checkpoint
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import read_mask
-from vosuite.models import build
 from vosuite.segment import Segmenter
 from vosuite.training.data.augment import Clip
 from vosuite.training.data.clips import to_tensors
@@ -32,7 +31,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("propagate")
     paths = write_box_clip(root, FRAMES, H, W)
     torch.manual_seed(0)
-    paths["ckpt"] = save_checkpoint(build("deaot-t"), root / "deaot-t.pt")
+    paths["ckpt"] = save_model(create_model("deaot-t", weights=None), root / "deaot-t.pt")
     return paths
 
 

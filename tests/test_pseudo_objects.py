@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from vosuite.checkpoints.vosuite_format import StorageOptions
 from vosuite.errors import InputError
-from vosuite.inference.weights import save_checkpoint
-from vosuite.models import build
+from vosuite.factory import create_model, save_model
 from vosuite.training.data.pseudo_objects import PseudoObjectConfig, candidate_objects, pseudo_objects, region_map
 from vosuite.training.transplant import transplant
 
@@ -66,11 +66,12 @@ def test_without_candidates_the_central_region_is_the_object() -> None:
 
 def test_transplant_copies_the_shared_tensors_only(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    student = save_checkpoint(build("deaot-t-deform"), tmp_path / "student.pt", dtype=torch.float16)
-    teacher = build("deaot-l")
+    student = save_model(create_model("deaot-t-deform", weights=None), tmp_path / "student.pt",
+                         storage=StorageOptions(dtype=torch.float16))
+    teacher = create_model("deaot-l", weights=None)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     report = transplant(teacher, str(student))
-    donor = build("deaot-t-deform", student).state_dict()
+    donor = create_model("deaot-t-deform", weights=student).state_dict()
     after = teacher.state_dict()
     assert {"encoder", "decoder", "LSTT"} <= {name.split(".")[0] for name in report.copied}
     for name in report.copied:
@@ -79,9 +80,9 @@ def test_transplant_copies_the_shared_tensors_only(tmp_path: Path) -> None:
     assert any(name.startswith("LSTT.layers.2.") for name in untouched)
     assert all(torch.equal(after[name], before[name]) for name in untouched)
     assert 0.5 < report.fraction < 0.6  # 7.3 M of deaot-l's 13.2 M values
-    encoder_only = transplant(build("deaot-l"), str(student), ("encoder.",))
+    encoder_only = transplant(create_model("deaot-l", weights=None), str(student), ("encoder.",))
     assert all(name.startswith("encoder.") for name in encoder_only.copied)
     with pytest.raises(InputError, match="shares no tensor"):
-        transplant(build("deaot-l"), str(student), ("no-such-module.",))
+        transplant(create_model("deaot-l", weights=None), str(student), ("no-such-module.",))
     with pytest.raises(InputError, match="neither a file nor a registered model"):
-        transplant(build("deaot-l"), str(tmp_path / "missing.pt"))
+        transplant(create_model("deaot-l", weights=None), str(tmp_path / "missing.pt"))

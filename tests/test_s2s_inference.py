@@ -14,11 +14,9 @@ from conftest import box_frame, box_mask, one_line_error, write_box_clip
 from vosuite import Segmenter
 from vosuite.cli import main
 from vosuite.errors import InputError
+from vosuite.factory import create_model, save_model
 from vosuite.inference.s2s import S2SInferenceCore, merge_objects, s2s_input_size
-from vosuite.inference.weights import load_model, save_checkpoint
 from vosuite.io.masks import read_mask, write_mask
-from vosuite.models import build
-from vosuite.models.deaot import DeAOT
 from vosuite.models.s2s import S2S, get_s2s_config
 
 H, W, FRAMES = 70, 100, 6  # neither side a multiple of 32
@@ -139,46 +137,48 @@ def test_size_validation_and_merge_option() -> None:
 
 def test_checkpoint_round_trip_family_and_strict_keys(tmp_path: Path) -> None:
     model = _tiny()
-    path = save_checkpoint(model, tmp_path / "s2s.pt", inference_size=96)
+    path = save_model(model, tmp_path / "s2s.pt", inference_size=96)
     saved = torch.load(path, weights_only=True)
     assert saved["model"]["family"] == "s2s" and saved["model"]["name"] == "s2spp-mnv2"
     assert saved["model"]["config"]["hidden"] == 16 and saved["inference"] == {"size": 96}
-    loaded = load_model(checkpoint=path)
+    loaded = create_model(weights=path)
     assert isinstance(loaded, S2S) and loaded.cfg == model.cfg and loaded.default_size == 96
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
-    assert load_model("S2SPP_MNV2", path).cfg.name == "s2spp-mnv2"
+    assert create_model("S2SPP_MNV2", weights=path).cfg.name == "s2spp-mnv2"
     with pytest.raises(InputError, match="holds s2spp-mnv2 weights, not s2s-mnv2"):
-        load_model("s2s-mnv2", path)
+        create_model("s2s-mnv2", weights=path)
     broken = dict(saved, state_dict=dict(saved["state_dict"]))
     del broken["state_dict"]["heads.merge.bias"]
     broken["state_dict"]["heads.extra"] = torch.zeros(1)
     torch.save(broken, tmp_path / "broken.pt")
     with pytest.raises(InputError, match=r"1 missing keys \(heads.merge.bias\); 1 unexpected keys \(heads.extra\)"):
-        load_model(checkpoint=tmp_path / "broken.pt")
+        create_model(weights=tmp_path / "broken.pt")
     torch.save(dict(saved, model=dict(saved["model"], family="xyz")), tmp_path / "family.pt")
     with pytest.raises(InputError, match="unknown model family 'xyz'"):
-        load_model(checkpoint=tmp_path / "family.pt")
+        create_model(weights=tmp_path / "family.pt")
     # a plain state dict loads (strictly) into the named variant
-    torch.save(build("s2s-mnv2").state_dict(), tmp_path / "plain.pt")
-    assert load_model("s2s-mnv2", tmp_path / "plain.pt").cfg.name == "s2s-mnv2"
+    torch.save(create_model("s2s-mnv2", weights=None).state_dict(), tmp_path / "plain.pt")
+    assert create_model("s2s-mnv2", weights=tmp_path / "plain.pt").cfg.name == "s2s-mnv2"
 
 
-def test_old_deaot_checkpoints_without_family_still_load(tmp_path: Path) -> None:
+def test_checkpoints_without_their_family_or_of_another_version_are_refused(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    path = save_checkpoint(build("deaot-t"), tmp_path / "deaot.pt")
+    path = save_model(create_model("deaot-t", weights=None), tmp_path / "deaot.pt")
     saved = torch.load(path, weights_only=True)
-    assert saved["model"]["family"] == "deaot"
+    assert saved["model"]["family"] == "deaot" and saved["version"] == 1
     del saved["model"]["family"]  # as written before S2S existed
     torch.save(saved, tmp_path / "old.pt")
-    old = load_model(checkpoint=tmp_path / "old.pt")
-    assert isinstance(old, DeAOT) and old.cfg.name == "deaot-t"
-    assert all(torch.equal(v, old.state_dict()[k]) for k, v in saved["state_dict"].items())
+    with pytest.raises(InputError, match="old.pt: vosuite checkpoint without its model's family and name"):
+        create_model(weights=tmp_path / "old.pt")
+    torch.save({**torch.load(path, weights_only=True), "version": 2}, tmp_path / "new.pt")
+    with pytest.raises(InputError, match="new.pt: a vosuite checkpoint of version 2; this vosuite reads version 1"):
+        create_model(weights=tmp_path / "new.pt")
 
 
 def test_model_names() -> None:
     with pytest.raises(InputError, match=r"unknown model 's2s-xl'; known: deaot-t, .*s2spp-mnv2, .*\(see `vosuite"):
-        build("s2s-xl")
-    assert build("S2S_Dist_MNV2").cfg.name == "s2s-dist-mnv2"
+        create_model("s2s-xl", weights=None)
+    assert create_model("S2S_Dist_MNV2", weights=None).cfg.name == "s2s-dist-mnv2"
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
@@ -188,8 +188,9 @@ def test_model_names() -> None:
 def case(tmp_path_factory) -> dict[str, Path]:
     paths = write_box_clip(tmp_path_factory.mktemp("s2s_segment"), FRAMES, H, W)
     torch.manual_seed(0)
-    ckpt = save_checkpoint(build("s2spp-mnv2"), paths["root"] / "s2spp.pt", inference_size=64)  # random weights
-    return {**paths, "ckpt": ckpt, "small": save_checkpoint(_tiny("s2s-mnv2"), paths["root"] / "s2s.pt")}
+    random = create_model("s2spp-mnv2", weights=None)
+    ckpt = save_model(random, paths["root"] / "s2spp.pt", inference_size=64)
+    return {**paths, "ckpt": ckpt, "small": save_model(_tiny("s2s-mnv2"), paths["root"] / "s2s.pt")}
 
 
 def _segment(case, out: Path, *extra: str) -> int:
@@ -226,7 +227,7 @@ def test_segment_errors_with_s2s(case, tmp_path: Path, capsys) -> None:
     assert "no trained weights for s2spp" in err and "configs/s2spp_davis16.yaml" in err
     assert "--checkpoint s2spp.pt" in err and "convert aot" not in err
     torch.manual_seed(0)
-    deaot = save_checkpoint(build("deaot-t"), tmp_path / "deaot.pt")
+    deaot = save_model(create_model("deaot-t", weights=None), tmp_path / "deaot.pt")
     assert _segment(case, tmp_path / "o", "--checkpoint", str(deaot), "--merge", "soft") == 2
     assert "--merge applies to S2S models only" in one_line_error(capsys)
     assert main(["convert", "aot", str(deaot), str(tmp_path / "x.pt"), "--model", "s2spp"]) == 2

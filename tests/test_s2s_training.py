@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from vosuite.checkpoints.resume import LAST, load_training_checkpoint
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
-from vosuite.inference.weights import load_model
+from vosuite.factory import create_model
 from vosuite.models.s2s import S2S
-from vosuite.training.checkpoint import LAST, load_training_checkpoint
 from vosuite.training.config import TrainConfig, load_config, save_config
 from vosuite.training.engine import Trainer
 from vosuite.training.methods import method_class
@@ -62,7 +62,7 @@ def test_engine_steps_save_a_checkpoint_that_loads(name: str, clip_root: Path, t
     assert any(r["sequences"] > 2 for r in history) == every
     assert ("distance" in history[0]) == (name != "s2s_davis16")
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trainer.model.initializer.modules())
-    loaded = load_model(checkpoint=tmp_path / "run" / "final.pt")
+    loaded = create_model(weights=tmp_path / "run" / "final.pt")
     assert isinstance(loaded, S2S) and loaded.cfg.name == CONFIGS[name] and loaded.default_size == 64
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.modules())
     # the saved weights are the EMA model in the inference layout
@@ -76,7 +76,7 @@ def test_engine_steps_save_a_checkpoint_that_loads(name: str, clip_root: Path, t
     if validate:
         val = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "val"]
         assert [r["step"] for r in val] == [3] and 0.0 <= val[0]["J&F-Mean"] <= 1.0
-        assert load_model(checkpoint=tmp_path / "run" / "best.pt").cfg.name == CONFIGS[name]
+        assert create_model(weights=tmp_path / "run" / "best.pt").cfg.name == CONFIGS[name]
 
 
 def test_resume_continues_the_same_loss_curve(clip_root: Path, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from PIL import Image
 from conftest import box_frame, box_mask, one_line_error, write_box_clip
 from vosuite import Segmenter
 from vosuite.cli import main
+from vosuite.factory import create_model
 from vosuite.io.masks import read_mask, write_mask
 from vosuite.io.video_writer import VideoWriter
-from vosuite.models import build
 
 H, W, FRAMES = 64, 96, 8
 
@@ -33,8 +33,8 @@ def case(tmp_path_factory) -> dict[str, Path]:
     paths = write_box_clip(tmp_path_factory.mktemp("segment"), FRAMES, H, W)
     root = paths["root"]
     torch.manual_seed(0)
-    torch.save({"state_dict": {"module." + k: v for k, v in build("deaot-t").state_dict().items()}},
-               root / "aot.pth")
+    random = create_model("deaot-t", weights=None)
+    torch.save({"state_dict": {"module." + k: v for k, v in random.state_dict().items()}}, root / "aot.pth")
     assert main(["convert", "aot", str(root / "aot.pth"), str(root / "deaot-t.pt")]) == 0
     return {**paths, "ckpt": root / "deaot-t.pt"}
 
@@ -162,16 +162,16 @@ def test_converted_checkpoint_format(case):
 def test_half_checkpoint_keeps_the_model_and_its_inference_size(case, tmp_path, capsys):
     """`vosuite convert half`: float16 tensors, about half the bytes, the same network after the
     cast back; a checkpoint's inference.size becomes the Segmenter's default --size."""
-    from vosuite.inference.weights import load_model, save_checkpoint
+    from vosuite.factory import create_model, save_model
 
-    sized = save_checkpoint(load_model(checkpoint=case["ckpt"]), tmp_path / "sized.pt", inference_size=48)
+    sized = save_model(create_model(weights=case["ckpt"]), tmp_path / "sized.pt", inference_size=48)
     assert main(["convert", "half", str(sized), str(tmp_path / "half.pt")]) == 0
     assert "float16" in capsys.readouterr().out
     half = torch.load(tmp_path / "half.pt", weights_only=True)
     assert {v.dtype for v in half["state_dict"].values() if v.is_floating_point()} == {torch.float16}
     assert half["inference"] == {"size": 48}
     assert (tmp_path / "half.pt").stat().st_size < 0.6 * sized.stat().st_size
-    full, halved = load_model(checkpoint=sized), load_model(checkpoint=tmp_path / "half.pt")
+    full, halved = create_model(weights=sized), create_model(weights=tmp_path / "half.pt")
     for key, value in full.state_dict().items():
         assert torch.allclose(halved.state_dict()[key], value, rtol=1e-3, atol=1e-4), key
     assert Segmenter(checkpoint=tmp_path / "half.pt", progress=False).size == 48

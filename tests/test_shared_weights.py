@@ -1,4 +1,4 @@
-"""Shipped weights that share frozen tensors with another shipped model (vosuite.io.shared_weights):
+"""Shipped weights that share frozen tensors with another shipped model (vosuite.checkpoints.shared):
 written only when the shared part is bit-identical, loaded back exactly, refused when the other
 file changed; and model.frozen_prefixes, which keeps that part frozen in training."""
 
@@ -9,18 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from vosuite.checkpoints.vosuite_format import StorageOptions
 from vosuite.cli import main
 from vosuite.errors import InputError
-from vosuite.inference.weights import load_model, save_checkpoint
+from vosuite.factory import create_model, save_model
 from vosuite.training.config import load_config
 from vosuite.training.methods.deaot.method import build_trainable_deaot
+
+SHARE_ENCODER = StorageOptions(share_from="deaot-t-deform", share_prefixes=("encoder.",))
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def fine_tuned_decoder() -> torch.nn.Module:
     """The default student with its decoder changed, as a fine-tune with a frozen encoder leaves it."""
-    model = load_model("deaot-t-deform")
+    model = create_model("deaot-t-deform")
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.startswith("decoder."):
@@ -31,27 +34,28 @@ def fine_tuned_decoder() -> torch.nn.Module:
 def test_shared_tensors_are_left_out_and_loaded_back_exactly(tmp_path: Path) -> None:
     model = fine_tuned_decoder()
     whole, shared = tmp_path / "whole.pt", tmp_path / "shared.pt"
-    save_checkpoint(model, whole)
-    save_checkpoint(model, shared, share_from="deaot-t-deform", share_prefixes=("encoder.",))
+    save_model(model, whole)
+    save_model(model, shared, storage=SHARE_ENCODER)
     stored = torch.load(shared, map_location="cpu", weights_only=True)
     assert not any(name.startswith("encoder.") for name in stored["state_dict"])
     assert stored["shared_weights"]["model"] == "deaot-t-deform"
     encoder_bytes = sum(t.numel() * t.element_size() for n, t in model.state_dict().items() if n.startswith("encoder."))
     assert whole.stat().st_size - shared.stat().st_size > 0.99 * encoder_bytes
-    loaded = load_model(checkpoint=shared).state_dict()
+    loaded = create_model(weights=shared).state_dict()
     assert all(torch.equal(loaded[name], tensor) for name, tensor in model.state_dict().items())
 
 
 def test_a_trained_shared_tensor_or_a_changed_base_is_refused(tmp_path: Path) -> None:
     model = fine_tuned_decoder()
     with pytest.raises(InputError, match="decoder.* differs from deaot-t-deform's"):
-        save_checkpoint(model, tmp_path / "x.pt", share_from="deaot-t-deform", share_prefixes=("decoder.",))
-    out = save_checkpoint(model, tmp_path / "ok.pt", share_from="deaot-t-deform", share_prefixes=("encoder.",))
+        save_model(model, tmp_path / "x.pt", storage=StorageOptions(share_from="deaot-t-deform",
+                                                                    share_prefixes=("decoder.",)))
+    out = save_model(model, tmp_path / "ok.pt", storage=SHARE_ENCODER)
     payload = torch.load(out, map_location="cpu", weights_only=True)
     payload["shared_weights"]["sha256"] = "0" * 64  # made against another release of the default's weights
     torch.save(payload, out)
     with pytest.raises(InputError, match="shares tensors with deaot-t-deform's weights of sha256 000000000000"):
-        load_model(checkpoint=out)
+        create_model(weights=out)
 
 
 def test_frozen_float32_weights_match_their_float16_file_but_a_trained_one_does_not(tmp_path: Path) -> None:
@@ -62,23 +66,23 @@ def test_frozen_float32_weights_match_their_float16_file_but_a_trained_one_does_
     with torch.no_grad():
         weight = model.encoder.features[0][0].weight  # the shipped float16 values, as float32
         weight.add_(weight.abs() * 2.0**-13)  # below float16's 2**-11 relative step: the float32 "original"
-        assert torch.equal(weight.half().float(), load_model("deaot-t-deform").encoder.features[0][0].weight)
-        assert not torch.equal(weight, load_model("deaot-t-deform").encoder.features[0][0].weight)
-    save_checkpoint(model, tmp_path / "ok.pt", share_from="deaot-t-deform", share_prefixes=("encoder.",))
+        assert torch.equal(weight.half().float(), create_model("deaot-t-deform").encoder.features[0][0].weight)
+        assert not torch.equal(weight, create_model("deaot-t-deform").encoder.features[0][0].weight)
+    save_model(model, tmp_path / "ok.pt", storage=SHARE_ENCODER)
     with torch.no_grad():
         weight.mul_(1.01)  # trained
     with pytest.raises(InputError, match="encoder.features.0.0.weight differs"):
-        save_checkpoint(model, tmp_path / "x.pt", share_from="deaot-t-deform", share_prefixes=("encoder.",))
+        save_model(model, tmp_path / "x.pt", storage=SHARE_ENCODER)
 
 
 def test_convert_half_shares_from_the_cli(tmp_path: Path, capsys) -> None:
     model = fine_tuned_decoder()
-    save_checkpoint(model, tmp_path / "run.pt")
+    save_model(model, tmp_path / "run.pt")
     out = tmp_path / "shipped.pt"
     assert main(["convert", "half", str(tmp_path / "run.pt"), str(out), "--int8", "--share-from", "deaot-t-deform",
                  "--share-prefix", "encoder."]) == 0
     assert out.stat().st_size < 5.6 * 2**20  # the int8 rest only: the encoder stays in the default's file
-    loaded = load_model(checkpoint=out).state_dict()
+    loaded = create_model(weights=out).state_dict()
     assert all(torch.equal(loaded[n], t) for n, t in model.state_dict().items() if n.startswith("encoder."))
     assert main(["convert", "half", str(tmp_path / "run.pt"), str(tmp_path / "y.pt"), "--share-prefix", "x"]) == 2
     assert "--share-prefix applies to --share-from" in capsys.readouterr().err

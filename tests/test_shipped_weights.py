@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vosuite.checkpoints.shipped import WEIGHTS_DIR
 from vosuite.cli import main
-from vosuite.inference.weights import DEFAULT_MODEL, WEIGHTS_DIR, load_model, packaged_weights
+from vosuite.factory import create_model, weights_file
+from vosuite.options import DEFAULT_MODEL
 from vosuite.segment import Segmenter
 
 SHIPPED = WEIGHTS_DIR / "deaot-t-deform.pt"
 
 
 def test_shipped_student_is_a_small_float16_vosuite_checkpoint() -> None:
-    assert DEFAULT_MODEL == "deaot-t-deform" and packaged_weights(DEFAULT_MODEL) == SHIPPED
+    assert DEFAULT_MODEL == "deaot-t-deform" and weights_file(DEFAULT_MODEL) == SHIPPED
     assert SHIPPED.stat().st_size <= 20 * 2**20  # issue 5: float16, at most 20 MB
     ckpt = torch.load(SHIPPED, map_location="cpu", weights_only=True)
     assert ckpt["format"] == "vosuite" and ckpt["model"]["name"] == "deaot-t-deform"
@@ -33,14 +35,14 @@ def test_shipped_teacher_is_int8_and_float16_and_the_weights_stay_under_50_mb() 
     """The teacher stores its convolution and linear weights as int8 per output channel (the rest
     float16) to stay under the 20 MB a tracked file may take."""
     teacher = WEIGHTS_DIR / "deaot-l.pt"
-    assert packaged_weights("deaot-l") == teacher
+    assert weights_file("deaot-l") == teacher
     ckpt = torch.load(teacher, map_location="cpu", weights_only=True)
     assert ckpt["model"]["name"] == "deaot-l" and ckpt["inference"] == {"size": 240}
     assert {v.dtype for v in ckpt["state_dict"].values() if v.is_floating_point()} == {torch.float16}
     quantised = ckpt["int8_weights"]["tensors"]
     assert {entry["values"].dtype for entry in quantised.values()} == {torch.int8}
     int8_numbers = sum(entry["values"].numel() for entry in quantised.values())
-    assert int8_numbers > 0.95 * sum(p.numel() for p in load_model("deaot-l").parameters())
+    assert int8_numbers > 0.95 * sum(p.numel() for p in create_model("deaot-l").parameters())
     assert all(p.stat().st_size <= 20 * 10**6 for p in WEIGHTS_DIR.glob("*.pt"))  # the house's limit per file
     assert sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.pt")) <= 50 * 10**6  # issue 12: 50 MB together
     card = (WEIGHTS_DIR / "deaot-l.md").read_text()
@@ -57,7 +59,7 @@ def test_infer_with_the_teacher_works_out_of_the_box(tmp_path: Path) -> None:
 
 
 def test_default_model_loads_the_shipped_weights_in_float32() -> None:
-    model = load_model()
+    model = create_model()
     assert model.cfg.name == "deaot-t-deform" and model.default_size == 240
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     assert Segmenter(progress=False).size == 240
@@ -86,26 +88,29 @@ def test_the_distillation_experiments_students_are_recipes_whose_weights_no_long
     """Issue 13's two students (trained from random weights) are superseded by the models fine-tuned
     from ImageNet: still registered with their recipes and cards, their files left the package to keep
     the weights within 50 MB (the cards name the commit that holds them)."""
+    from vosuite.checkpoints.shipped import shipped_path
+    from vosuite.factory import ships_weights
     from vosuite.registry import get_spec
 
-    for name, recipe in (("deaot-t-deform-kd", "configs/distill_deaot_t_davis16.yaml"),
-                         ("deaot-t-deform-sup", "configs/deaot_t_davis16.yaml")):
+    for name, recipe in (("deaot-t-deform.kd", "configs/distill_deaot_t_davis16.yaml"),
+                         ("deaot-t-deform.sup", "configs/deaot_t_davis16.yaml")):
         spec = get_spec(name)
-        assert not spec.ships_weights and spec.network_name == "deaot-t-deform" and spec.training_recipe() == recipe
-        assert "no longer ship" in spec.card_path.read_text()
+        assert not ships_weights(spec) and spec.architecture == "deaot-t-deform" and spec.training_recipe() == recipe
+        assert "no longer ship" in shipped_path(f"{spec.card_name}.md").read_text()
 
 
 def test_the_fast_student_ships_its_own_weights_on_the_default_students_encoder() -> None:
     """The fast student stores only what it fine-tuned (int8); its frozen encoder comes from the
     installed default student's file, and its internal size is 96."""
-    from vosuite.registry import card_fields, get_spec
+    from vosuite.registry import get_spec
+    from vosuite.report_models import card_fields
 
-    path = packaged_weights("deaot-t-deform-fast")
+    path = weights_file("deaot-t-deform-fast")
     payload = torch.load(path, map_location="cpu", weights_only=True)
     assert payload["inference"] == {"size": 96} and payload["shared_weights"]["prefixes"] == ["encoder."]
     assert not any(name.startswith("encoder.") for name in payload["state_dict"])
     assert path.stat().st_size < 5.5 * 2**20
-    fast, default = load_model("deaot-t-deform-fast"), load_model("deaot-t-deform")
+    fast, default = create_model("deaot-t-deform-fast"), create_model("deaot-t-deform")
     fast_state, default_state = fast.state_dict(), default.state_dict()
     assert all(torch.equal(fast_state[n], t) for n, t in default_state.items() if n.startswith("encoder."))
     assert not torch.equal(fast_state["decoder.conv_out.weight"], default_state["decoder.conv_out.weight"])

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from vosuite.checkpoints.resume import LAST, load_training_checkpoint
 from vosuite.cli import main
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
-from vosuite.inference.weights import load_model
-from vosuite.training.checkpoint import LAST, load_training_checkpoint
+from vosuite.factory import create_model
 from vosuite.training.config import TrainConfig, load_config, save_config
 from vosuite.training.ema import ExponentialMovingAverage, ema_decay
 from vosuite.training.engine import StepBatchSampler, Trainer
@@ -184,7 +184,7 @@ def test_validation_keeps_the_best_checkpoint_without_touching_training(clip_roo
     val = [r for r in read_metrics(tmp_path / "val") if r["kind"] == "val"]
     assert [r["step"] for r in val] == [2] and 0.0 <= val[0]["J&F-Mean"] <= 1.0
     assert trainer.best.step == 2
-    assert load_model(checkpoint=tmp_path / "val" / "best.pt").cfg.name == "deaot-t"
+    assert create_model(weights=tmp_path / "val" / "best.pt").cfg.name == "deaot-t"
     assert (tmp_path / "val" / "final.pt").is_file()
 
 
@@ -255,7 +255,7 @@ def test_trainable_encoder_norms_save_the_inference_layout(clip_root: Path, tmp_
     trainer = Trainer(config, run_dir=tmp_path / "bn")
     trainer.fit()
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trainer.model.modules())
-    loaded = load_model(checkpoint=tmp_path / "bn" / "final.pt")
+    loaded = create_model(weights=tmp_path / "bn" / "final.pt")
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.modules())
     live = trainer.ema_model()
     img = torch.randn(1, 3, 65, 65)

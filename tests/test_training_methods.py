@@ -13,14 +13,14 @@ import pytest
 import torch
 from torch import nn
 
+from vosuite.checkpoints.resume import LAST, load_training_checkpoint
 from vosuite.datasets import open_dataset
 from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
 from vosuite.evaluate import EvalRequest, run_eval
+from vosuite.factory import create_model
 from vosuite.metrics.evaluator import EvaluationConfig
-from vosuite.models import build
 from vosuite.segment import Segmenter
-from vosuite.training.checkpoint import LAST, load_training_checkpoint
 from vosuite.training.config import load_config, save_config
 from vosuite.training.data import collate_clips, labelled_clips
 from vosuite.training.data.unlabelled import UnlabelledClipConfig, UnlabelledClipDataset, unlabelled_clips
@@ -87,7 +87,7 @@ class TeacherStudent(DeAOTMethod):
 
     def auxiliary_modules(self) -> dict[str, nn.Module]:
         torch.manual_seed(1)
-        self.teacher = build("deaot-t")
+        self.teacher = create_model("deaot-t", weights=None)
         return {"teacher": self.teacher}
 
     def training_step(self, model, batch, step):
@@ -150,7 +150,7 @@ def test_training_data_hook_feeds_the_engine(clip_root: Path, tmp_path: Path) ->
 
 def test_semi_supervised_validation_equals_vosuite_eval(clip_root: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = build("deaot-t")
+    model = create_model("deaot-t", weights=None)
     config = smoke(clip_root)
     scores = validate(DeAOTMethod(config), model, config.val)
     Segmenter(model=model, size=config.val.size, progress=False).infer("generic", clip_root, tmp_path / "pred")
@@ -173,7 +173,7 @@ class Proposals(DeAOTMethod):
 
 def test_unsupervised_validation_matches_proposals(clip_root: Path, tmp_path: Path) -> None:
     config = smoke(clip_root)
-    scores = validate(Proposals(config), build("deaot-t"), config.val)
+    scores = validate(Proposals(config), create_model("deaot-t", weights=None), config.val)
     videos = list(open_dataset("generic", clip_root))
     from vosuite.io.masks import write_mask
 
@@ -197,7 +197,7 @@ def test_resume_loads_rng_states_on_the_cpu(clip_root: Path, tmp_path: Path, mon
     trainer = Trainer(config, run_dir=tmp_path / "run")
     trainer.fit(stop_after=1)
     trainer._save()
-    import vosuite.training.checkpoint as checkpoint
+    import vosuite.checkpoints.resume as checkpoint
 
     real_load = checkpoint.torch.load
     locations = []
@@ -257,7 +257,7 @@ def test_loss_falls_when_over_fitting_one_clip(name: str, clip_root: Path) -> No
 
 def test_time_budget_stops_cleanly_and_resumes(clip_root: Path, tmp_path: Path, capsys) -> None:
     from vosuite.cli import main
-    from vosuite.inference.weights import load_model
+    from vosuite.factory import create_model
     from vosuite.training.config import parse_duration
     from vosuite.training.run_log import read_metrics
 
@@ -273,7 +273,7 @@ def test_time_budget_stops_cleanly_and_resumes(clip_root: Path, tmp_path: Path, 
     assert "time budget 1.5s reached" in text and f"--resume {run}" in text
     step = load_training_checkpoint(run / LAST)["step"]
     assert 0 < step < 500 and (run / "latest.pt").is_file() and not (run / "final.pt").exists()
-    assert load_model(checkpoint=run / "latest.pt").cfg.name == "deaot-t"
+    assert create_model(weights=run / "latest.pt").cfg.name == "deaot-t"
     stops = [row for row in read_metrics(run) if row.get("kind") == "stop"]
     assert len(stops) == 1 and stops[0]["step"] == step
     assert main(["train", "--resume", str(run), f"train.total_steps={step + 2}", "train.time_budget=null"]) == 0
@@ -286,10 +286,10 @@ def test_time_budget_stops_cleanly_and_resumes(clip_root: Path, tmp_path: Path, 
 @pytest.fixture(scope="module")
 def teacher_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A deaot-s teacher (two GPM layers, the student has one) with fixed random weights."""
-    from vosuite.inference.weights import save_checkpoint
+    from vosuite.factory import save_model
 
     torch.manual_seed(3)
-    return save_checkpoint(build("deaot-s"), tmp_path_factory.mktemp("teacher") / "deaot-s.pt")
+    return save_model(create_model("deaot-s", weights=None), tmp_path_factory.mktemp("teacher") / "deaot-s.pt")
 
 
 def distill_config(clip_root: Path, teacher: Path, *overrides: str):

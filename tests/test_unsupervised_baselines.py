@@ -10,15 +10,15 @@ import pytest
 
 from vosuite.cli import main
 from vosuite.datasets.synthetic import SyntheticClipConfig, render_clip, write_clip
-from vosuite.discover import Discoverer
 from vosuite.errors import InputError
-from vosuite.inference.unsupervised_baselines import (
+from vosuite.io.masks import read_mask
+from vosuite.unsupervised.baselines import (
     MotionSaliencyConfig,
     centred_ellipse,
     motion_saliency,
     residual_motion,
 )
-from vosuite.io.masks import read_mask
+from vosuite.unsupervised.discoverer import Discoverer
 
 
 def test_centred_ellipse_has_the_area_and_symmetry_of_its_definition() -> None:

@@ -1,4 +1,4 @@
-"""Int8 storage of shipped weights (vosuite.io.weight_quantization): against a float64
+"""Int8 storage of shipped weights (vosuite.checkpoints.int8): against a float64
 reference, through save / load, through the CLI."""
 
 from __future__ import annotations
@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vosuite.cli import main
-from vosuite.errors import InputError
-from vosuite.io.weight_quantization import (
+from vosuite.checkpoints.int8 import (
     LEVELS,
     MIN_ELEMENTS,
     SCHEME,
@@ -18,6 +16,8 @@ from vosuite.io.weight_quantization import (
     quantize_state_dict,
     quantize_tensor,
 )
+from vosuite.cli import main
+from vosuite.errors import InputError
 
 
 def test_quantize_matches_a_float64_reference_and_errs_at_most_half_a_step() -> None:
@@ -64,17 +64,17 @@ def test_only_large_matrices_are_quantised() -> None:
 
 
 def test_convert_half_int8_round_trips_a_network(tmp_path, capsys) -> None:
-    from vosuite.inference.weights import load_model, save_checkpoint
-    from vosuite.models.build import build, extract_state_dict
+    from vosuite.checkpoints.state_dict import extract_state_dict
+    from vosuite.factory import create_model, save_model
 
     torch.manual_seed(0)
-    net = build("deaot-t")
-    full = save_checkpoint(net, tmp_path / "full.pt", inference_size=48)
+    net = create_model("deaot-t", weights=None)
+    full = save_model(net, tmp_path / "full.pt", inference_size=48)
     assert main(["convert", "half", str(full), str(tmp_path / "int8.pt"), "--int8"]) == 0
     assert "int8 + float16" in capsys.readouterr().out
     stored = torch.load(tmp_path / "int8.pt", weights_only=True)
     assert stored["int8_weights"]["tensors"] and stored["inference"] == {"size": 48}
-    loaded = load_model(checkpoint=tmp_path / "int8.pt").state_dict()
+    loaded = create_model(weights=tmp_path / "int8.pt").state_dict()
     assert set(extract_state_dict(stored, "int8.pt")) == set(loaded)
     for key, value in net.state_dict().items():
         if key in stored["int8_weights"]["tensors"]:

@@ -8,25 +8,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from vosuite.registry import create_model, list_models
+from vosuite.version import __version__
 
 __all__ = ["Discoverer", "Segmenter", "__version__", "create_model", "list_models"]
 
 if TYPE_CHECKING:
-    from vosuite.discover import Discoverer
+    from vosuite.factory import create_model, list_models
     from vosuite.segment import Segmenter
+    from vosuite.unsupervised.discoverer import Discoverer
+
+#: The public names and the modules that define them, imported on first use: `import vosuite`
+#: (and the CLI's --help) must not import torch.
+_LAZY = {"Segmenter": "vosuite.segment", "Discoverer": "vosuite.unsupervised.discoverer",
+         "create_model": "vosuite.factory", "list_models": "vosuite.factory"}
 
 
 def __getattr__(name: str) -> Any:
-    # lazy: `import vosuite` (and the CLI's --help) must not import torch
-    if name == "Segmenter":
-        from vosuite.segment import Segmenter
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vosuite' has no attribute {name!r}")
+    import importlib
 
-        return Segmenter
-    if name == "Discoverer":
-        from vosuite.discover import Discoverer
-
-        return Discoverer
-    raise AttributeError(f"module 'vosuite' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

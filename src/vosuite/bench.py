@@ -95,12 +95,12 @@ def step_gflops(model: Any, video: Any, size: int | None) -> float | None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from vosuite.inference.cores import make_core
     from vosuite.inference.prompts import dataset_video_frames, video_prompts
-    from vosuite.registry import CoreOptions, family_of
 
     if not any(True for _ in model.parameters()):
         return None
-    core = family_of(model).make_core(model, size, CoreOptions())
+    core = make_core(model, size=size)
     frames = dataset_video_frames(video)
     first_index, first = next(iter(video_prompts(video, True).items()))
     rgb = next(f for i, f in enumerate(frames) if i == first_index)
@@ -115,12 +115,12 @@ def int8_export(model_name: str | None, checkpoint: str | None, calibration: str
     """``folder`` holding an ONNX export of the model whose encoder is static int8, calibrated on
     :func:`~vosuite.onnx.export.calibration_frames` of ``calibration``."""
     from vosuite.errors import InputError
-    from vosuite.inference.weights import load_model
+    from vosuite.factory import create_model
     from vosuite.onnx.export import calibration_frames, export_model, quantize_encoder
 
     if calibration is None:
         raise InputError("--runtimes onnx-int8 needs --calibration DIR (a folder of frame folders)")
-    model = load_model(model_name, checkpoint)
+    model = create_model(model_name, weights=checkpoint or "default")
     quantize_encoder(export_model(model, folder), model, calibration_frames(calibration))
     return folder
 
@@ -144,7 +144,6 @@ def _measure(model_name: str, checkpoint: str | None, runtime: str, onnx_dir: st
     from vosuite.inference.propagate import propagate
     from vosuite.io.masks import encode_mask_png
     from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
-    from vosuite.registry import CoreOptions
     from vosuite.segment import Segmenter
     from vosuite.training.validation import validation_videos
 
@@ -157,7 +156,7 @@ def _measure(model_name: str, checkpoint: str | None, runtime: str, onnx_dir: st
     end_to_end: list[float] = []
 
     def predictions(video: Any) -> Iterator[tuple[str, np.ndarray]]:
-        core = _TimedCore(segmenter.family.make_core(segmenter.model, segmenter.size, CoreOptions()))
+        core = _TimedCore(segmenter.core())
         start = time.perf_counter()
         for index, labels in propagate(core, dataset_video_frames(video), video_prompts(video, first_frame_only)):
             encode_mask_png(labels)  # what vosuite writes

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vosuite import __version__
 from vosuite.errors import VosuiteError
+from vosuite.options import DATASET_NAMES, DEFAULT_MAX_MEMORY_FRAMES, DEFAULT_MODEL, EVALUATION_TASKS, MERGES, RUNTIMES
+from vosuite.version import __version__
 
 EXIT_INPUT_ERROR = 2
 
@@ -54,9 +55,9 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--pred", required=True, type=Path,
                         help="folder of predictions, one sub-folder per video (with --gt-masks: the masks themselves)")
     parser.add_argument("--dataset", default="auto",
-                        choices=["auto", "davis2016", "davis2017", "youtubevos", "generic"],
+                        choices=["auto", *DATASET_NAMES],
                         help="layout of --gt (default: detected)")
-    parser.add_argument("--task", default="semi", choices=["semi", "unsupervised"],
+    parser.add_argument("--task", default="semi", choices=EVALUATION_TASKS,
                         help="semi: first and last frames excluded; unsupervised: proposals matched to objects "
                              "(Hungarian, once per sequence)")
     parser.add_argument("--split", help="split name (e.g. val) or a text file of video names")
@@ -117,12 +118,9 @@ def _add_pack(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from vosuite.registry import DEFAULT_MODEL, list_models
-
     parser.add_argument("--model", metavar="NAME",
-                        help=f"model (`vosuite models` lists them with their weights): {', '.join(list_models())}; "
-                             f"default {DEFAULT_MODEL}, whose trained weights ship with vosuite (a vosuite "
-                             "checkpoint names its own model)")
+                        help=f"model (`vosuite models` lists them, and which have weights); default {DEFAULT_MODEL}, "
+                             "whose trained weights ship with vosuite (a vosuite checkpoint names its own model)")
     parser.add_argument("--checkpoint", type=Path,
                         help="weights: a vosuite checkpoint (`vosuite train`'s final.pt, `vosuite convert aot`) "
                              "or an aot-benchmark one")
@@ -134,14 +132,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long-term-gap", type=POSITIVE_INT, metavar="N",
                         help="DeAOT: add a frame to the long-term memory every N frames (default: the model's); "
                              "an error with S2S models, which keep a fixed-size state per object")
-    parser.add_argument("--max-memory-frames", type=POSITIVE_INT, default=32, metavar="N",
+    parser.add_argument("--max-memory-frames", type=POSITIVE_INT, metavar="N",
                         help="DeAOT: most long-term memory frames; the oldest non-reference frames are dropped "
-                             "(default: 32); another value is an error with S2S models")
-    parser.add_argument("--merge", choices=["soft", "rs2s"],
+                             f"(default: {DEFAULT_MAX_MEMORY_FRAMES}); an error with S2S models")
+    parser.add_argument("--merge", choices=MERGES,
                         help="S2S: merge the objects by soft aggregation (soft, the default: AOT / STM odds "
                              "against the product of the background probabilities) or as RS2S does (rs2s: "
                              "argmax against a constant 0.5 background); an error with DeAOT models")
-    parser.add_argument("--runtime", choices=["eager", "onnx"], default="eager",
+    parser.add_argument("--runtime", choices=RUNTIMES,
                         help="eager (PyTorch, the default) or onnx: DeAOT's encoder and decoder in ONNX Runtime, "
                              "same masks, faster on a CPU (needs onnxruntime: pip install 'vosuite[onnx]')")
     parser.add_argument("--onnx-dir", type=Path, metavar="DIR",
@@ -179,7 +177,7 @@ def _add_infer(commands: argparse._SubParsersAction) -> None:
         "infer", help="predict every video of a dataset (for `vosuite eval` or an evaluation server)",
         description="Write <out>/<video>/<frame>.png for every frame of every selected video. DAVIS: objects "
                     "of the first frame; YouTube-VOS and generic: each object from its first annotated frame.")
-    parser.add_argument("--dataset", required=True, choices=["davis2016", "davis2017", "youtubevos", "generic"])
+    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     parser.add_argument("--root", required=True, type=Path, help="dataset root")
     parser.add_argument("--split", help="split name (e.g. val, valid) or a text file of video names "
                                         "(default: every video under the root)")
@@ -300,7 +298,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", help="split name or file (default: val-dev for davis2016, else every video)")
     parser.add_argument("--models", nargs="+", default=None, metavar="NAME[=CHECKPOINT]",
                         help="models (default: the shipped student)")
-    parser.add_argument("--runtimes", nargs="+", default=["eager"], choices=["eager", "onnx", "onnx-int8"],
+    parser.add_argument("--runtimes", nargs="+", default=["eager"], choices=[*RUNTIMES, "onnx-int8"],
                         help="runtimes to compare (default: eager); onnx-int8: ONNX with the static int8 encoder "
                              "of `vosuite export onnx --int8`, calibrated on --calibration frames")
     parser.add_argument("--calibration", type=Path, default=None, metavar="DIR",
@@ -416,8 +414,6 @@ def _run_eval(args: argparse.Namespace) -> int:
     for path in args.out:
         if path.suffix.lower() not in (".csv", ".json"):
             raise VosuiteError(f"--out: {path} must end in .csv or .json")
-    if args.per_frame_matching and args.task != "unsupervised":
-        raise VosuiteError("--per-frame-matching applies to --task unsupervised")
     config = EvaluationConfig(task=args.task, official_decay=args.official_decay, strict=args.strict,
                               max_proposals=args.max_proposals, workers=args.workers,
                               per_frame_matching=args.per_frame_matching)
@@ -504,7 +500,7 @@ def _run_discover(args: argparse.Namespace) -> int:
     import torch
 
     from vosuite.cpu import set_threads
-    from vosuite.discover import Discoverer
+    from vosuite.unsupervised.discoverer import Discoverer
 
     set_threads(args.threads)
     torch.manual_seed(0)
@@ -517,29 +513,31 @@ def _run_discover(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from vosuite.inference.weights import convert_aot, half_checkpoint
-
     if args.kind == "imagenet":
-        from vosuite.nn.mobilenetv2_checkpoint import convert_imagenet
+        from vosuite.checkpoints.imagenet import convert_imagenet
 
         out, encoder = convert_imagenet(args.checkpoint, args.out, args.overwrite)
         print(f"wrote {out}: MobileNetV2 encoder, {len(encoder.state_dict)} tensors ({encoder.layout} layout; "
               f"{encoder.release or 'not a known release: sha256 ' + encoder.sha256})")
         return 0
     if args.kind == "dino":
-        from vosuite.nn.vit_checkpoint import convert_dino
+        from vosuite.checkpoints.dino import convert_dino
 
         out = convert_dino(args.checkpoint, args.out, args.model, args.part, args.overwrite)
         print(f"wrote {out}: {args.model} backbone ({args.part}), all keys matched")
         return 0
+    from vosuite.checkpoints.vosuite_format import StorageOptions
+    from vosuite.convert import convert_aot, half_checkpoint
+
     if args.kind == "half":
         if args.int8_keep and not args.int8:
             raise VosuiteError("--int8-keep applies to --int8")
         if args.share_prefix and not args.share_from:
             raise VosuiteError("--share-prefix applies to --share-from")
+        storage = StorageOptions(int8=args.int8, int8_keep=tuple(args.int8_keep), share_from=args.share_from,
+                                 share_prefixes=tuple(args.share_prefix))
         out = half_checkpoint(args.checkpoint, args.out, inference_size=args.size, overwrite=args.overwrite,
-                              int8=args.int8, int8_keep=tuple(args.int8_keep), share_from=args.share_from,
-                              share_prefixes=tuple(args.share_prefix))
+                              storage=storage)
         print(f"wrote {out}: {'int8 + ' if args.int8 else ''}float16, {out.stat().st_size / 2**20:.1f} MiB")
         return 0
     report = convert_aot(args.checkpoint, args.out, model=args.model, overwrite=args.overwrite)
@@ -549,11 +547,10 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from vosuite.inference.weights import load_model
+    from vosuite.factory import create_model
     from vosuite.onnx.export import calibration_frames, export_model, quantize_encoder
-    from vosuite.registry import DEFAULT_MODEL
 
-    model = load_model(args.model if args.model or args.checkpoint else DEFAULT_MODEL, args.checkpoint)
+    model = create_model(args.model, weights=args.checkpoint if args.checkpoint is not None else "default")
     calibration = calibration_frames(args.calibration) if args.int8 else []
     export = export_model(model, args.out, overwrite=args.overwrite)
     if args.int8:
@@ -571,7 +568,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from vosuite.bench import bench, plot, print_table
     from vosuite.io.atomic import write_text_atomic
     from vosuite.io.output import claim_file
-    from vosuite.registry import DEFAULT_MODEL
+    from vosuite.options import DEFAULT_MODEL
 
     if not args.root.is_dir():
         raise VosuiteError(f"--root {args.root}: no such folder")
@@ -626,8 +623,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from vosuite.registry import FAMILIES, model_rows
-    from vosuite.report_models import print_model_table
+    from vosuite.registry import FAMILIES
+    from vosuite.report_models import model_rows, print_model_table
 
     if args.family is not None and args.family not in FAMILIES:
         raise VosuiteError(f"--family {args.family!r}: known families are {', '.join(FAMILIES)}")

@@ -18,7 +18,8 @@ from vosuite.datasets.synthetic import SyntheticClipConfig, write_clip
 from vosuite.errors import InputError
 from vosuite.evaluate import EvalRequest, run_eval
 from vosuite.io.output import OutputFolder, prepare_output
-from vosuite.registry import DEFAULT_MODEL
+from vosuite.options import DEFAULT_MODEL
+from vosuite.registry import get_spec
 
 TRACKERS = ("student", "flow")
 
@@ -59,6 +60,6 @@ def _segment_with(model: str, frames_dir: Path, first_mask: Path, predictions: P
 
     segmenter = Segmenter(model=model, console=console)
     report = segmenter.segment(frames_dir, first_mask, predictions, overlay=overlay)
-    weights = (f"the shipped {model} weights (internal size {segmenter.size})" if segmenter.family.trained
+    weights = (f"the shipped {model} weights (internal size {segmenter.size})" if get_spec(model).trained
                else f"the training-free {model} baseline")
     console.print(f"{report.summary()} with {weights}")

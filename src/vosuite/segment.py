@@ -37,16 +37,16 @@ from vosuite.datasets.registry import open_dataset
 from vosuite.distributed import barrier, init_distributed, resolve_device, shard, shutdown, sum_over_ranks
 from vosuite.errors import InputError
 from vosuite.inference.core import VideoCore
+from vosuite.inference.cores import make_core
 from vosuite.inference.prompts import dataset_video_frames, lazy_mask, read_prompt_mask, video_prompts
 from vosuite.inference.propagate import Prompt, Video, propagate
-from vosuite.inference.weights import load_model
 from vosuite.io.frames import open_frames
 from vosuite.io.masks import write_mask
 from vosuite.io.output import OutputFolder, prepare_output
 from vosuite.io.overlay import claimed_overlay
 from vosuite.io.pipeline import BackgroundWriter, prefetch
+from vosuite.options import InferenceOptions
 from vosuite.progress import progress_bar
-from vosuite.registry import DEFAULT_MAX_MEMORY_FRAMES, DEFAULT_MODEL, CoreOptions, family_of
 
 Update = Callable[[int, int, str], None]
 
@@ -84,22 +84,12 @@ class Segmenter:
             or a network (:class:`~vosuite.models.deaot.DeAOT`, :class:`~vosuite.models.s2s.S2S`).
         checkpoint: weights (vosuite or aot-benchmark format); default: the packaged weights.
         device: where the network runs (``"cpu"``, ``"cuda"``); frames and label maps stay on the CPU.
-        size: internal resolution; None = the size the weights were trained for
-            (``model.default_size``), else the model's default. DeAOT: the short side is shrunk to
-            <= size before the model's size rule (default: that rule alone); S2S: the short side is
-            scaled to size (default 256), sides rounded to multiples of 32
-            (:func:`~vosuite.inference.s2s.s2s_input_size`). Outputs are at the input's resolution.
-        long_term_gap: DeAOT: long-term memory every N frames (default: the model's).
-        max_memory_frames: DeAOT: cap on long-term memory frames (reference frames kept).
-            S2S has no frame memory (a fixed-size state per object): a gap or a cap other than
-            the default is an InputError.
-        merge: S2S: how objects are merged, ``"soft"`` (default, AOT / STM soft aggregation) or
-            ``"rs2s"`` (argmax against a constant 0.5 background); an InputError for DeAOT.
+        size, long_term_gap, max_memory_frames, merge, runtime: the inference settings, each None
+            when not given (:class:`~vosuite.options.InferenceOptions` says what each means and
+            its default; a family refuses a setting it has no use for). ``size`` defaults to the
+            size the weights were trained for (``model.default_size``).
         progress: draw progress bars (on a terminal).
         console: where reports go (default: stdout).
-        runtime: ``"eager"`` (PyTorch) or ``"onnx"``: DeAOT's encoder and decoder (S2S: encoder,
-            recurrent step and initial state) in ONNX Runtime (:mod:`vosuite.onnx.runtime`; the
-            same outputs within 1e-5; the optional ``onnxruntime``).
         onnx_dir: with ``runtime="onnx"``, a ``vosuite export onnx`` folder of this model (default:
             exported once per model and weights into the user's cache, :mod:`vosuite.onnx.cache`).
 
@@ -108,23 +98,24 @@ class Segmenter:
 
     def __init__(self, model: str | nn.Module | None = None, checkpoint: str | os.PathLike | None = None,
                  device: str = "cpu", size: int | None = None, long_term_gap: int | None = None,
-                 max_memory_frames: int | None = DEFAULT_MAX_MEMORY_FRAMES, merge: str | None = None,
-                 progress: bool = True, console: Console | None = None, runtime: str = "eager",
+                 max_memory_frames: int | None = None, merge: str | None = None,
+                 progress: bool = True, console: Console | None = None, runtime: str | None = None,
                  onnx_dir: str | os.PathLike | None = None) -> None:
+        self.options = InferenceOptions(size=size, long_term_gap=long_term_gap, max_memory_frames=max_memory_frames,
+                                        merge=merge, runtime=runtime)
         if isinstance(model, nn.Module):
             self.model = model.eval()
         else:
-            self.model = load_model(model if model is not None or checkpoint is not None else DEFAULT_MODEL,
-                                    checkpoint)
+            from vosuite.factory import create_model
+
+            self.model = create_model(model, weights=checkpoint if checkpoint is not None else "default")
         self.device = str(resolve_device(device)) if device != "cpu" else device
         self.model = self.model.to(self.device)
-        if runtime != "eager" or onnx_dir is not None:
+        if self.options.uses_onnx or onnx_dir is not None:
             from vosuite.onnx.runtime import with_runtime
 
-            self.model = with_runtime(self.model, runtime, onnx_dir, device)
-        self.runtime = runtime
-        self.family = family_of(self.model)
-        self.options = CoreOptions(long_term_gap=long_term_gap, max_memory_frames=max_memory_frames, merge=merge)
+            self.model = with_runtime(self.model, self.options.runtime or "eager", onnx_dir, device)
+        self.runtime = self.options.runtime or "eager"
         self.size = size if size is not None else getattr(self.model, "default_size", None)
         self.core()  # validates the options and the size early
         self.progress = progress
@@ -133,7 +124,7 @@ class Segmenter:
     def core(self) -> VideoCore:
         """A fresh per-video state for the frame-by-frame API: ``core.step(rgb, mask)``
         (:class:`~vosuite.inference.core.InferenceCore` or :class:`~vosuite.inference.s2s.S2SInferenceCore`)."""
-        return self.family.make_core(self.model, self.size, self.options, device=self.device)
+        return make_core(self.model, self.options, device=self.device, size=self.size)
 
     # -- in memory ----------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from vosuite.app.jobs import Job, discovery_job, propagation_job
 from vosuite.app.session import SESSION_ENDED, AppSession
 from vosuite.errors import InputError
-from vosuite.registry import DEFAULT_MODEL
+from vosuite.options import DEFAULT_MODEL
 
 STATIC = Path(__file__).with_name("static")
 SESSION_PARAM, SESSION_HEADER = "session", "X-Vosuite-Session"
@@ -497,44 +497,38 @@ def _load_model(name: str, task: str, runtime: str = "eager"):
     """A :class:`vosuite.Segmenter` (``task`` "semi", run by ``runtime``) or a
     :class:`vosuite.Discoverer` ("unsupervised") of the registry's model ``name``; an InputError
     naming the known models, or when the model belongs to the other menu or lacks its weights."""
+    from vosuite.factory import missing_weights_message, ships_weights
     from vosuite.registry import get_spec
 
     spec = get_spec(name)
-    if model_task_of(name) != task:
+    if spec.task != task:
         raise InputError(f"{spec.name} {OTHER_MENU[task]}")
-    if spec.trained and not spec.ships_weights:
-        from vosuite.inference.weights import missing_weights_message
-
-        raise InputError(missing_weights_message(spec.name))
+    if spec.trained and not ships_weights(spec):
+        raise InputError(missing_weights_message(spec))
     if task == "semi":
         from vosuite.segment import Segmenter
 
         return Segmenter(spec.name, progress=False, runtime=runtime)
-    from vosuite.discover import Discoverer
+    from vosuite.unsupervised.discoverer import Discoverer
 
     return Discoverer(spec.name, progress=False)
-
-
-def model_task_of(name: str) -> str:
-    from vosuite.registry import get_spec, model_task
-
-    return model_task(get_spec(name))
 
 
 def model_menus() -> dict:
     """The propagation menu (models that follow given masks) and the find-objects menu
     (unsupervised ones); each entry says whether it can run here (weights shipped or none needed)."""
+    from vosuite.factory import list_models, ships_weights
     from vosuite.io.masks import davis_palette
-    from vosuite.registry import DEFAULT_MODEL, MODELS, list_models, model_task
+    from vosuite.registry import MODELS
 
     menus: dict[str, list] = {"propagate": [], "discover": [], "default": DEFAULT_MODEL, "runtimes": list(runtimes()),
                               "palette": davis_palette().tolist()}
     for name in list_models():
         spec = MODELS[name]
-        task = model_task(spec)
+        task = spec.task
         if task not in ("semi", "unsupervised"):
             continue
-        ready = (not spec.trained) or spec.ships_weights
+        ready = (not spec.trained) or ships_weights(spec)
         menus["propagate" if task == "semi" else "discover"].append(
             {"name": name, "summary": spec.summary, "ready": ready, "default": name == DEFAULT_MODEL})
     return menus

@@ -6,7 +6,7 @@ same rule to a batch of clips):
 * short-term memory: the frame ``short_term_skip`` steps back (1 = the previous frame);
 * long-term memory: the reference frame(s), plus the current frame (prepended, newest first)
   whenever ``frame_step - last_mem_step >= long_term_gap``; vosuite adds a cap,
-  ``max_long_term_frames``: when it is exceeded the oldest non-reference frames are dropped
+  ``max_memory_frames``: when it is exceeded the oldest non-reference frames are dropped
   (reference frames are always kept), so memory is bounded for any video length. The same cap
   applies in training (:class:`vosuite.training.methods.deaot.clip_forward.ClipForward`).
 
@@ -25,10 +25,7 @@ import torch
 from vosuite.errors import InputError
 from vosuite.models.deaot import DeAOTConfig
 from vosuite.nn.gpm import LayerMemory
-from vosuite.registry import DEFAULT_MAX_MEMORY_FRAMES
-
-#: Default cap on long-term memory frames (reference frames included, never dropped).
-DEFAULT_MAX_LONG_TERM_FRAMES = DEFAULT_MAX_MEMORY_FRAMES
+from vosuite.options import DEFAULT_MAX_MEMORY_FRAMES
 
 
 @dataclass(frozen=True)
@@ -40,27 +37,27 @@ class MemoryConfig:
             (aot-benchmark ``TEST_LONG_TERM_MEM_GAP`` / ``TRAIN_LONG_TERM_MEM_GAP``; 9999 = reference
             frames only).
         short_term_skip: the short-term memory is the frame this many steps back.
-        max_long_term_frames: most frames in the long-term memory; None = unbounded (the
+        max_memory_frames: most frames in the long-term memory; None = unbounded (the
             original's behaviour). Reference frames are never dropped.
     """
 
     long_term_gap: int = 9999
     short_term_skip: int = 1
-    max_long_term_frames: int | None = DEFAULT_MAX_LONG_TERM_FRAMES
+    max_memory_frames: int | None = DEFAULT_MAX_MEMORY_FRAMES
 
     def __post_init__(self) -> None:
         if self.long_term_gap < 1 or self.short_term_skip < 1:
             raise InputError("long-term gap and short-term skip must be >= 1")
-        if self.max_long_term_frames is not None and self.max_long_term_frames < 1:
+        if self.max_memory_frames is not None and self.max_memory_frames < 1:
             raise InputError("the long-term memory cap must be >= 1 frame")
 
     @classmethod
     def for_model(cls, cfg: DeAOTConfig, long_term_gap: int | None = None, short_term_skip: int | None = None,
-                  max_long_term_frames: int | None = DEFAULT_MAX_LONG_TERM_FRAMES) -> MemoryConfig:
+                  max_memory_frames: int | None = DEFAULT_MAX_MEMORY_FRAMES) -> MemoryConfig:
         """The model's defaults (``cfg.long_term_mem_gap`` / ``short_term_mem_skip``) with overrides."""
         return cls(cfg.long_term_mem_gap if long_term_gap is None else long_term_gap,
                    cfg.short_term_mem_skip if short_term_skip is None else short_term_skip,
-                   max_long_term_frames)
+                   max_memory_frames)
 
 
 @dataclass(frozen=True)
@@ -179,7 +176,7 @@ def remember_frame(group: GroupMemory, frame: Sequence[LayerMemory], frame_step:
     long_term, last = group.long_term, group.last_mem_step
     if frame_step - group.last_mem_step >= config.long_term_gap:
         long_term = prepend_long_term(long_term, frame, False, size_2d[0] * size_2d[1],
-                                      config.max_long_term_frames)
+                                      config.max_memory_frames)
         last = frame_step
     return GroupMemory(obj_num=group.obj_num, long_term=long_term, short_term=short, last_mem_step=last)
 
@@ -193,6 +190,6 @@ def remember_reference(previous: GroupMemory | None, frame: Sequence[LayerMemory
         long_term = start_long_term(frame)
     else:
         long_term = prepend_long_term(previous.long_term, frame, True, size_2d[0] * size_2d[1],
-                                      config.max_long_term_frames)
+                                      config.max_memory_frames)
     short = tuple(m.to_2d(size_2d) for m in frame)
     return GroupMemory(obj_num=obj_num, long_term=long_term, short_term=(short,), last_mem_step=frame_step)

@@ -57,11 +57,10 @@ from vosuite.inference.core import VideoCore
 from vosuite.inference.merge import overwrite_with_given, soft_aggregate
 from vosuite.inference.preprocess import preprocess_image, resize_label
 from vosuite.models.s2s import S2S, S2SState
+from vosuite.options import MERGES
 
 #: Default internal resolution (short side) of S2S inference: RS2S trains and tests at 256 x 448.
 DEFAULT_S2S_SIZE = 256
-#: Ways of merging the per-object probabilities (module docstring); the first is the default.
-MERGES = ("soft", "rs2s")
 #: RS2S's constant background score.
 RS2S_BACKGROUND = 0.5
 

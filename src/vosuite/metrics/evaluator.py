@@ -70,6 +70,8 @@ class EvaluationConfig:
         if self.task not in TASK_ALIASES:
             raise InputError(f"--task: unknown task {self.task!r} (semi or unsupervised)")
         object.__setattr__(self, "task", TASK_ALIASES[self.task])
+        if self.per_frame_matching and self.task != UNSUPERVISED:
+            raise InputError("--per-frame-matching applies to --task unsupervised")
 
 
 def read_prediction(path: Path) -> np.ndarray:

@@ -3,19 +3,19 @@ propagation and the first mask repeated (:mod:`vosuite.inference.baselines`), an
 with frozen features (``propagate-features``, :mod:`vosuite.inference.feature_propagation`: the
 yardstick of self-supervised video features, DINO Sec. 4.2, CRW), whose only weights are its
 backbone's (:mod:`vosuite.models.feature_backbone`). Unsupervised proposals: a centred ellipse and
-motion saliency (:mod:`vosuite.inference.unsupervised_baselines`, run by ``vosuite discover``).
+motion saliency (:mod:`vosuite.unsupervised.baselines`, run by ``vosuite discover``).
 They are the floors every trained model must beat and that every accuracy table shows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from torch import nn
 
-from vosuite.errors import InputError
-from vosuite.models.feature_backbone import FeatureBackbone, load_feature_backbone
+from vosuite.models.feature_backbone import FeatureBackbone
 from vosuite.models.variants import lookup_variant
+from vosuite.options import Task
+from vosuite.registry import Family, register_family, register_model
 
 #: Baseline kinds: flow warping (by estimator), holding the last given mask, label propagation
 #: with frozen features (semi-supervised); the centred ellipse, motion saliency (unsupervised).
@@ -32,7 +32,7 @@ class BaselineConfig:
     flow: str = "farneback"
 
     @property
-    def task(self) -> str:
+    def task(self) -> Task:
         """``"semi"`` (follows given masks) or ``"unsupervised"`` (finds objects on its own)."""
         return "unsupervised" if self.kind in UNSUPERVISED_KINDS else "semi"
 
@@ -55,6 +55,8 @@ class TrainingFreeTracker(nn.Module):
     """A stand-in network that carries the config (``cfg``) that picks the tracker; parameter-free
     but for ``propagate-features``, whose frozen ``backbone`` it holds (random unless given)."""
 
+    family = "baseline"
+
     def __init__(self, cfg: BaselineConfig | None = None, backbone: FeatureBackbone | None = None) -> None:
         super().__init__()
         self.cfg = cfg or BASELINES["flow"]
@@ -63,12 +65,16 @@ class TrainingFreeTracker(nn.Module):
             self.backbone = backbone if backbone is not None else FeatureBackbone()
 
 
-def build_tracker(name: str, checkpoint: str | Path | None = None) -> TrainingFreeTracker:
-    """The tracker ``name`` in eval mode; ``propagate-features`` with the backbone ``checkpoint``
-    names (default: the shipped student's encoder), the others take no weights."""
-    cfg = get_baseline_config(name)
-    if cfg.kind != "features":
-        if checkpoint is not None:
-            raise InputError(f"--checkpoint: {cfg.name} is a training-free baseline; it takes no weights")
-        return TrainingFreeTracker(cfg).eval()
-    return TrainingFreeTracker(cfg, load_feature_backbone(checkpoint)).eval()
+register_family(Family("baseline", network="vosuite.models.baseline:TrainingFreeTracker",
+                       config="vosuite.models.baseline:get_baseline_config",
+                       config_class="vosuite.models.baseline:BaselineConfig", trained=False))
+_SUMMARIES = {
+    "flow": "training-free: labels warped along Farneback optical flow",
+    "flow-dis": "training-free: labels warped along DIS optical flow",
+    "copy-first": "training-free: the first mask repeated (zero motion)",
+    "propagate-features": "training-free: labels propagated by frozen-feature similarity (DINO / CRW protocol)",
+    "ellipse": "training-free, unsupervised: a centred ellipse (the centre prior)",
+    "motion-saliency": "training-free, unsupervised: what moves against the camera's affine motion (flow)",
+}
+for _name, _config in BASELINES.items():
+    register_model(_name, "baseline", summary=_SUMMARIES[_name], task=_config.task)

@@ -31,6 +31,7 @@ from torch import nn
 from vosuite.models.variants import lookup_variant
 from vosuite.nn.st_block import SpatioTemporalBlock
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
+from vosuite.registry import Family, register_family, register_model
 
 #: Image normalisations of the original: training (ImageNet) and evaluation (``eval_oneshot``).
 NORMALIZATIONS = {
@@ -77,6 +78,8 @@ class STOutput:
 
 class BetrayedByAttention(nn.Module):
     """The trainable part of Betrayed by Attention: the spatio-temporal block(s) (``temporal_transformer``)."""
+
+    family = "bba"
 
     def __init__(self, cfg: BbAConfig | None = None) -> None:
         super().__init__()
@@ -127,3 +130,13 @@ class BetrayedByAttention(nn.Module):
         mean = attention.mean(dim=1)  # [B, T*n, T*n]
         attn_temporal = mean[:, keep][:, :, keep]  # [B, T*hw, T*hw]
         return STOutput(tokens=x, slots=x[:, :, 1:], attn_temporal=attn_temporal, attention=attention)
+
+
+register_family(Family("bba", network="vosuite.models.bba:BetrayedByAttention",
+                       config="vosuite.models.bba:get_bba_config", config_class="vosuite.models.bba:BbAConfig",
+                       task="unsupervised"))
+register_model("bba-vits8", "bba", summary="Betrayed by Attention: DINO ViT-S/8 + spatio-temporal block (unsupervised)")
+register_model("bba-vits16", "bba", recipe="configs/bba_vits16_davis16.yaml",
+               summary="Betrayed by Attention on DINO ViT-S/16 (unsupervised)")
+register_model("bba-vitt16", "bba", recipe="configs/bba_vitt16_davis16.yaml",
+               summary="Betrayed by Attention on a DINO ViT-Ti/16 (unsupervised, CPU-sized)")

@@ -33,6 +33,7 @@ from vosuite.nn.gpm import DualBranchGPM, LayerCurrent, LayerMemory
 from vosuite.nn.mobilenetv2 import MobileNetV2
 from vosuite.nn.position import sine_position_embedding
 from vosuite.nn.resnet import resnet50
+from vosuite.registry import Family, register_family, register_model
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ def _build_encoder(cfg: DeAOTConfig) -> nn.Module:
 
 class DeAOT(nn.Module):
     """The DeAOT network; see the module docstring. All methods are pure functions of their inputs."""
+
+    family = "deaot"
 
     def __init__(self, cfg: DeAOTConfig | None = None) -> None:
         super().__init__()
@@ -187,3 +190,37 @@ class DeAOT(nn.Module):
         n, _, h, w = feats[-1].shape
         inputs = [feats[-1]] + [o.view(h, w, n, -1).permute(2, 3, 0, 1) for o in outputs]
         return self.decoder(inputs, feats)
+
+
+register_family(Family("deaot", network="vosuite.models.deaot:DeAOT", config="vosuite.models.deaot:get_config",
+                       config_class="vosuite.models.deaot:DeAOTConfig", recipe="configs/deaot_t_davis16.yaml",
+                       converter="aot"))
+_SUMMARIES = {"deaot-t": "DeAOT-T: MobileNetV2, 1 GPM layer", "deaot-s": "DeAOT-S: MobileNetV2, 2 GPM layers",
+              "deaot-b": "DeAOT-B: MobileNetV2, 3 GPM layers", "deaot-l": "DeAOT-L: MobileNetV2, 3 layers, gap 5",
+              "r50-deaot-l": "R50-DeAOT-L: ResNet-50, 3 layers, gap 5"}
+#: The weights that ship (sha256 checked on load), with their recipes: the default student
+#: (fine-tuned from ImageNet in three stages; its card names them all) and the teacher store int8
+#: weights with float16 scales and float16 encoders.
+_SHIPPED = {
+    "deaot-t-deform": {"weights": "deaot-t-deform.pt", "recipe": "configs/deaot_t_imagenet_twins_davis16.yaml",
+                       "sha256": "399a39dfd117a8b317a07a780322083e95c872ec2dfb2114075027529709648b"},
+    "deaot-l": {"weights": "deaot-l.pt", "recipe": "configs/deaot_l_teacher_davis16.yaml",
+                "sha256": "e923fc106c375d12036910e4a2896467ef43f40eafd5b7ff8abb80c1e4d22d46"},
+}
+for _name in VARIANTS:
+    register_model(_name, "deaot", summary=_SUMMARIES[_name], **_SHIPPED.get(_name, {}))
+for _name in VARIANTS:
+    register_model(f"{_name}-deform", "deaot", summary=f"{_SUMMARIES[_name]}, deformable attention",
+                   **_SHIPPED.get(f"{_name}-deform", {}))
+# Other weights of deaot-t-deform: the fast student (its file takes the frozen encoder from the
+# default's) and the distillation experiment's two students (recipes; their files no longer ship).
+register_model("fast", "deaot", tag_of="deaot-t-deform", alias="deaot-t-deform-fast",
+               weights="deaot-t-deform.fast.pt", recipe="configs/deaot_t_fast_imagenet_davis16.yaml",
+               sha256="6677a7a4150e32cb9774e02a0aeab647e89adff087aa350baea48e4f7fcaa17c",
+               summary="DeAOT-T deformable at internal size 96: the fast student (--runtime onnx)")
+register_model("kd", "deaot", tag_of="deaot-t-deform", alias="deaot-t-deform-kd",
+               recipe="configs/distill_deaot_t_davis16.yaml",
+               summary="DeAOT-T deformable, distilled from deaot-l label-free (arXiv 2401.13937)")
+register_model("sup", "deaot", tag_of="deaot-t-deform", alias="deaot-t-deform-sup",
+               recipe="configs/deaot_t_davis16.yaml",
+               summary="DeAOT-T deformable, supervised, the distillation experiment's budget")

@@ -10,7 +10,7 @@ student as an exponential moving average (:mod:`vosuite.training.methods.dino`).
 ``C`` of Eq. (4) is a buffer of the pair, so it is saved and resumed with it.
 
 A trained pair's teacher backbone is what Betrayed by Attention reads: ``bba.dino_checkpoint``
-and ``vosuite convert dino`` accept the run's ``final.pt`` (:mod:`vosuite.nn.vit_checkpoint`).
+and ``vosuite convert dino`` accept the run's ``final.pt`` (:mod:`vosuite.checkpoints.dino`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from torch import nn
 
 from vosuite.models.variants import lookup_variant
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
+from vosuite.registry import Family, register_family, register_model
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class DINOBranch(nn.Module):
 class DINOPretraining(nn.Module):
     """Student and teacher (same weights at the start; the teacher never trains by gradient)."""
 
+    family = "dino"
+
     def __init__(self, cfg: DINOConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or DINO_VARIANTS["dino-pretrain-vits16"]
@@ -123,3 +126,13 @@ class DINOPretraining(nn.Module):
         """teacher <- momentum * teacher + (1 - momentum) * student (Eq. 2's EMA, every parameter)."""
         for teacher, student in zip(self.teacher.parameters(), self.student.parameters(), strict=True):
             teacher.mul_(momentum).add_(student.detach(), alpha=1 - momentum)
+
+
+register_family(Family("dino", network="vosuite.models.dino:DINOPretraining",
+                       config="vosuite.models.dino:get_dino_config",
+                       config_class="vosuite.models.dino:DINOConfig", task="pre-training"))
+register_model("dino-pretrain-vitt16", "dino", recipe="configs/dino_vitt16_davis16.yaml",
+               summary="DINO pre-training: ViT-Ti/16 student + momentum teacher")
+register_model("dino-pretrain-vits16", "dino", recipe="configs/dino_vits16_davis16.yaml",
+               summary="DINO pre-training: ViT-S/16 student + momentum teacher")
+register_model("dino-pretrain-vits8", "dino", summary="DINO pre-training: ViT-S/8 student + momentum teacher")

@@ -1,6 +1,6 @@
 """The frozen feature extractor of ``propagate-features`` (label propagation, the evaluation of
 self-supervised video features of DINO, Caron et al. 2021, Sec. 4.2 / Appendix, and CRW, Jabri
-et al. 2020), and the one place its weights load.
+et al. 2020).
 
 A :class:`FeatureBackbone` maps a frame to a stride-``s`` feature map [1, C, H/s, W/s]:
 
@@ -12,23 +12,15 @@ A :class:`FeatureBackbone` maps a frame to a stride-``s`` feature map [1, C, H/s
   final norm, as DINO's ``eval_video_segmentation.py`` reads them (stride = the patch size: 16 for
   a ViT/16, 8 for a ViT/8), on DINO-normalised frames (:func:`~vosuite.nn.vit.dino_preprocess`).
 
-:func:`load_feature_backbone` reads ``--checkpoint`` (default: the shipped student's encoder,
-``deaot-t-deform``): a vosuite DeAOT checkpoint (its encoder), a training run's ``final.pt`` /
-``best.pt`` (a vosuite DeAOT checkpoint) or ``last.pt`` (the live weights' ``encoder.*``, a
-MobileNetV2), a ``vosuite convert dino`` backbone file, or a ``vosuite convert imagenet`` encoder
-file. Anything else is a one-line :class:`~vosuite.errors.InputError`.
+Its weights load in :func:`vosuite.factory.feature_backbone` (default: the shipped student's encoder).
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from vosuite.errors import InputError
 from vosuite.nn.mobilenetv2 import MobileNetV2
 from vosuite.nn.vit import VisionTransformer
 
@@ -37,8 +29,6 @@ CNN_STRIDE = 8
 #: MobileNetV2 blocks up to its stride-8 stage: ``features[:7](x)`` is ``encoder(x)[1]`` (the
 #: later stages are not run).
 MOBILENETV2_STRIDE8_BLOCKS = 7
-_ACCEPTED = ("a vosuite DeAOT checkpoint, a training run's last.pt / final.pt, a `vosuite convert dino` backbone "
-             "file or a `vosuite convert imagenet` encoder file")
 
 
 class FeatureBackbone(nn.Module):
@@ -77,64 +67,4 @@ class FeatureBackbone(nn.Module):
         return tokens.transpose(1, 2).reshape(img.shape[0], -1, rows, cols)
 
 
-def load_feature_backbone(checkpoint: str | Path | None = None) -> FeatureBackbone:
-    """The backbone ``--checkpoint`` names (module docstring), in eval mode; None: the shipped
-    student's encoder."""
-    from vosuite.inference.weights import load_model
-    from vosuite.registry import DEFAULT_MODEL
-
-    if checkpoint is None:
-        return FeatureBackbone(load_model(DEFAULT_MODEL).encoder, f"{DEFAULT_MODEL} encoder")
-    from vosuite.io.checkpoint_file import read_checkpoint
-
-    path = Path(checkpoint)
-    obj = read_checkpoint(path)
-    kind = obj.get("format") if isinstance(obj, Mapping) else None
-    if kind == "vosuite-backbone":
-        return _dino_backbone(obj, path)
-    if kind == "vosuite-encoder":
-        from vosuite.nn.mobilenetv2_checkpoint import read_imagenet_encoder
-
-        return _mobilenetv2(read_imagenet_encoder(path).state_dict, f"{path} (ImageNet encoder)")
-    if kind == "vosuite" and _family(obj) == "deaot":
-        return FeatureBackbone(load_model(checkpoint=path).encoder, f"{path} (DeAOT encoder)")
-    if kind == "vosuite-train" and isinstance(obj.get("model"), Mapping):
-        return _run_encoder(obj["model"], path)
-    raise InputError(f"--checkpoint {path}: not a backbone propagate-features can use; pass {_ACCEPTED}")
-
-
-def _family(obj: Mapping) -> str | None:
-    info = obj.get("model")
-    return info.get("family", "deaot") if isinstance(info, Mapping) else None
-
-
-def _dino_backbone(obj: Mapping, path: Path) -> FeatureBackbone:
-    """A ``vosuite convert dino`` file: the ViT variant it names, loaded strictly."""
-    from vosuite.nn.vit_checkpoint import build_vit
-
-    info = obj.get("model")
-    name = info.get("name") if isinstance(info, Mapping) else None
-    if not isinstance(name, str):
-        raise InputError(f"--checkpoint {path}: a backbone file without its ViT name")
-    return FeatureBackbone(build_vit(name, path), f"{path} ({name})")
-
-
-def _run_encoder(state: Mapping, path: Path) -> FeatureBackbone:
-    """A training run's ``last.pt``: the live model's ``encoder.*`` tensors as a MobileNetV2."""
-    from vosuite.nn.mobilenetv2_checkpoint import check_encoder_state, to_vosuite_layout
-
-    encoder = {key.removeprefix("encoder."): value for key, value in state.items()
-               if isinstance(key, str) and key.startswith("encoder.")}
-    if not encoder:
-        raise InputError(f"--checkpoint {path}: a training checkpoint without an encoder; pass {_ACCEPTED}")
-    weights, _ = to_vosuite_layout(encoder, str(path))
-    return _mobilenetv2(check_encoder_state(weights, str(path)), f"{path} (run's encoder)")
-
-
-def _mobilenetv2(state: Mapping[str, torch.Tensor], source: str) -> FeatureBackbone:
-    encoder = MobileNetV2()
-    encoder.load_state_dict(dict(state), strict=True)
-    return FeatureBackbone(encoder, source)
-
-
-__all__ = ["CNN_STRIDE", "MOBILENETV2_STRIDE8_BLOCKS", "FeatureBackbone", "load_feature_backbone"]
+__all__ = ["CNN_STRIDE", "MOBILENETV2_STRIDE8_BLOCKS", "FeatureBackbone"]

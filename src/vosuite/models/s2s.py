@@ -48,6 +48,7 @@ from vosuite.nn.convlstm import ConvLSTMCell
 from vosuite.nn.frozen_bn import FrozenBatchNorm2d
 from vosuite.nn.mobilenetv2 import MobileNetV2
 from vosuite.nn.vgg import VGG16
+from vosuite.registry import Family, register_family, register_model
 
 #: Distance classes of RS2S: 20-pixel border, 1-pixel bins, 20 + 20 + 2 (``train.py`` ``num_classes``).
 RS2S_DISTANCE_CLASSES = 42
@@ -292,6 +293,8 @@ class S2SOutput:
 class S2S(nn.Module):
     """S2S / S2S++ network (module docstring). ``stride`` = 32: H and W must be multiples of it."""
 
+    family = "s2s"
+
     stride: int = 32
 
     def __init__(self, cfg: S2SConfig) -> None:
@@ -359,3 +362,12 @@ class S2S(nn.Module):
         decoded = self.decoder(new_state[0][0], feats, memory)  # [N, decoder_channels[-1], H, W]
         mask_logits, distance_logits = self.heads(decoded)
         return S2SOutput(mask_logits, distance_logits, new_state)
+
+
+register_family(Family("s2s", network="vosuite.models.s2s:S2S", config="vosuite.models.s2s:get_s2s_config",
+                       config_class="vosuite.models.s2s:S2SConfig", recipe="configs/s2spp_davis16.yaml"))
+_SUMMARIES = {"s2s": "S2S: ConvLSTM encoder-decoder", "s2s-dist": "S2S + distance-class head",
+              "s2spp": "S2S++: skip-memory + distance-class head"}
+for _name, _config in S2S_VARIANTS.items():
+    _base = _name.removesuffix("-mnv2")
+    register_model(_name, "s2s", summary=f"{_SUMMARIES[_base]} ({'MobileNetV2' if _base != _name else 'VGG-16'})")

@@ -32,11 +32,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import vosuite
 from vosuite.errors import InputError
 from vosuite.io.cache_dir import user_cache_dir
 from vosuite.models.s2s import S2S
 from vosuite.onnx.export import FORMAT, OPSET, export_model, read_manifest, weights_digest
+from vosuite.version import __version__
 
 #: Changes when the layout of an entry or of its key does.
 CACHE_FORMAT = 1
@@ -56,7 +56,7 @@ def cache_root() -> Path:
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
     """sha256 over the source files of :data:`GRAPH_SOURCES` (path and bytes, in path order)."""
-    package = Path(vosuite.__file__).parent
+    package = Path(__file__).resolve().parent.parent
     files = sorted(f for source in GRAPH_SOURCES for f in
                    ((package / source).rglob("*.py") if (package / source).is_dir() else [package / source]))
     digest = hashlib.sha256()
@@ -69,7 +69,7 @@ def code_digest() -> str:
 def cache_key(model: nn.Module, digest: str | None = None) -> str:
     """``<network name>-<sha256 of the weights, config and exporter>`` (32 hex digits) of ``model``'s
     float32 export; ``digest``: its :func:`weights_digest`, when already known."""
-    parts = {"cache_format": CACHE_FORMAT, "format": FORMAT, "opset": OPSET, "vosuite": vosuite.__version__,
+    parts = {"cache_format": CACHE_FORMAT, "format": FORMAT, "opset": OPSET, "vosuite": __version__,
              "torch": torch.__version__, "code": code_digest(), "int8": False,
              "family": "s2s" if isinstance(model, S2S) else "deaot",
              "config": dataclasses.asdict(model.cfg), "weights_sha256": digest or weights_digest(model)}

@@ -324,8 +324,8 @@ def quantize_encoder(export: OnnxExport, model: DeAOT, calibration: list[Path], 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from vosuite.inference.cores import preprocess
     from vosuite.io.frames import read_image_rgb
-    from vosuite.registry import preprocess
 
     if not calibration:
         raise InputError("--int8 needs calibration frames (none found)")

@@ -33,6 +33,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vosuite.checkpoints.resume import (
+    BEST,
+    LAST,
+    load_training_checkpoint,
+    rng_state,
+    save_training_checkpoint,
+    set_rng_state,
+)
 from vosuite.distributed import (
     DistContext,
     barrier,
@@ -42,19 +50,11 @@ from vosuite.distributed import (
     shutdown,
 )
 from vosuite.errors import InputError
-from vosuite.inference.weights import save_checkpoint
+from vosuite.factory import save_model
 from vosuite.io.folder_lock import FolderLock
 from vosuite.io.output import record_files
 from vosuite.nn.frozen_bn import freeze_batch_norm
 from vosuite.progress import progress_bar
-from vosuite.training.checkpoint import (
-    BEST,
-    LAST,
-    load_training_checkpoint,
-    rng_state,
-    save_training_checkpoint,
-    set_rng_state,
-)
 from vosuite.training.config import (
     TrainConfig,
     apply_overrides,
@@ -412,7 +412,7 @@ class Trainer:
 
     def ema_model_save(self, path: Path) -> Path:
         """Write the EMA weights as a vosuite checkpoint (``vosuite segment --checkpoint``)."""
-        return save_checkpoint(self.ema_model(), path, inference_size=self.config.val.size)
+        return save_model(self.ema_model(), path, inference_size=self.config.val.size)
 
     def close(self) -> None:
         """Leave the process group."""

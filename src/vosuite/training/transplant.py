@@ -16,9 +16,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vosuite.checkpoints.files import read_checkpoint
+from vosuite.checkpoints.state_dict import extract_state_dict
 from vosuite.errors import InputError
-from vosuite.io.checkpoint_file import read_checkpoint
-from vosuite.models.build import extract_state_dict
+from vosuite.factory import weights_file
+from vosuite.registry import ALIASES, MODELS, canonical_key
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,8 @@ class TransplantReport:
 def source_weights_path(source: str) -> Path:
     """``source`` as a file: a path (``~`` expanded), or a registered model name (its shipped weights,
     sha256 checked)."""
-    from vosuite.registry import canonical_key, get_spec, list_models, verify_weights
-
-    if canonical_key(source) in {canonical_key(name) for name in list_models()}:
-        return verify_weights(get_spec(source))
+    if canonical_key(source) in MODELS or canonical_key(source) in ALIASES:
+        return weights_file(source)
     path = Path(source).expanduser()
     if not path.is_file():
         raise InputError(f"model.init_from: {source} is neither a file nor a registered model name")

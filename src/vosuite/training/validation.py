@@ -23,9 +23,9 @@ from torch import nn
 from vosuite.datasets.base import VideoRecord
 from vosuite.datasets.registry import open_dataset
 from vosuite.errors import InputError
+from vosuite.inference.cores import make_core
 from vosuite.inference.propagate import propagate
 from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
-from vosuite.registry import CoreOptions, family_of
 from vosuite.training.methods.base import VALIDATION_TASKS, Method
 
 
@@ -46,8 +46,7 @@ def semi_supervised_predictions(model: nn.Module, video: VideoRecord, size: int 
     """(frame name, label map) of a video followed from its annotations by the model's core."""
     from vosuite.inference.prompts import dataset_video_frames, video_prompts
 
-    core = family_of(model).make_core(model, size if size is not None else getattr(model, "default_size", None),
-                                      CoreOptions(), device=device)
+    core = make_core(model, device=device, size=size if size is not None else getattr(model, "default_size", None))
     for index, labels in propagate(core, dataset_video_frames(video), video_prompts(video, first_frame_only)):
         yield video.frame_names[index], labels
 

@@ -11,7 +11,7 @@ CLS token in training only); the block attends over all frames; ``points`` rando
 semantic-consistency and the motion-consistency losses (:mod:`~vosuite.training.methods.bba.losses`)
 on the block's post-dropout attention, as in the original (``bba.loss_attention: "eval"`` reads a
 second, dropout-free pass instead). The loss is their sum. Validation: unsupervised, proposals by
-the discovery clustering (:class:`vosuite.discover.Discoverer`), official per-sequence matching.
+the discovery clustering (:class:`vosuite.unsupervised.discoverer.Discoverer`), official per-sequence matching.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from vosuite.checkpoints.dino import load_vit
 from vosuite.datasets.base import VideoRecord
 from vosuite.errors import InputError
+from vosuite.factory import create_model, model_config
 from vosuite.io.frames import read_image_rgb
 from vosuite.models.bba import NORMALIZATIONS, BetrayedByAttention
-from vosuite.models.build import build
-from vosuite.nn.vit_checkpoint import load_vit
-from vosuite.registry import family_of
+from vosuite.registry import get_spec
 from vosuite.training.methods.base import Method, TrainingData
 from vosuite.training.methods.bba.losses import SLOT_NEGATIVES, SLOT_POSITIVES, motion_loss, slot_loss
 
@@ -56,13 +56,13 @@ class BbAMethod(Method):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        if family_of(config.model.name).name != "bba":
+        if get_spec(config.model.name).family != "bba":
             raise InputError(f"method bba trains bba models (bba-*), not {config.model.name}")
         if self.options.normalization not in NORMALIZATIONS:
             raise InputError(f"bba.normalization {self.options.normalization!r}: use train or eval")
         if self.options.loss_attention not in ("dropout", "eval"):
             raise InputError(f"bba.loss_attention {self.options.loss_attention!r}: use dropout or eval")
-        patch = family_of(config.model.name).config(config.model.name).backbone.patch_size
+        patch = model_config(config.model.name).backbone.patch_size
         tokens = (config.data.size[0] // patch) * (config.data.size[1] // patch)
         if tokens < SLOT_POSITIVES + SLOT_NEGATIVES:
             raise InputError(f"data.size {list(config.data.size)}: {tokens} patches per frame; the slot loss needs "
@@ -70,7 +70,7 @@ class BbAMethod(Method):
 
     def build_model(self) -> BetrayedByAttention:
         """The block (trainable) on the frozen DINO encoder (``bba.dino_checkpoint``)."""
-        model = build(self.config.model.name, self.config.model.checkpoint)
+        model = create_model(self.config.model.name, weights=self.config.model.checkpoint)
         if self.options.dino_checkpoint:
             load_vit(model.encoder, self.options.dino_checkpoint)
         model.encoder.requires_grad_(False)
@@ -116,7 +116,7 @@ class BbAMethod(Method):
 
     def predict_video(self, model: nn.Module, video: VideoRecord) -> Iterator[tuple[str, np.ndarray]]:
         """Proposals of a validation video by the discovery clustering (frame name, ids)."""
-        from vosuite.discover import Discoverer
+        from vosuite.unsupervised.discoverer import Discoverer
 
         discoverer = Discoverer(model, tau=self.options.tau, ratio=self.options.ratio,
                                 size=self.config.val.size, progress=False)

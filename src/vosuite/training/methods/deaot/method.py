@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from vosuite.errors import InputError
-from vosuite.inference.memory import DEFAULT_MAX_LONG_TERM_FRAMES, MemoryConfig
-from vosuite.models.build import build
+from vosuite.factory import create_model
+from vosuite.inference.memory import MemoryConfig
 from vosuite.models.deaot import DeAOT, get_config
 from vosuite.nn.frozen_bn import thaw_batch_norm
-from vosuite.registry import family_of
+from vosuite.options import DEFAULT_MAX_MEMORY_FRAMES
+from vosuite.registry import get_spec
 from vosuite.training.methods.base import Method, check_encoder_norm
 from vosuite.training.methods.deaot.clip_forward import ClipForward, ClipPlan, shuffle_matrices
 from vosuite.training.methods.deaot.losses import AOTLoss, LossConfig
@@ -50,7 +51,7 @@ class DeAOTOptions:
     seq_training_start_ratio: float = 0.5  # TRAIN_SEQ_TRAINING_START_RATIO: then predictions feed memory
     seq_training_freeze: list[str] = field(default_factory=lambda: ["patch_wise_id_bank"])
     long_term_gap: int | None = None  # TRAIN_LONG_TERM_MEM_GAP; None: 9999 (deaot-l: 2)
-    max_memory_frames: int | None = DEFAULT_MAX_LONG_TERM_FRAMES  # the inference cap, applied in training too
+    max_memory_frames: int | None = DEFAULT_MAX_MEMORY_FRAMES  # the inference cap, applied in training too
     id_shuffle: bool = True  # random identity assignment per clip (restart_engine(..., True))
 
 
@@ -82,7 +83,7 @@ def freeze_prefixes(model: DeAOT, prefixes: tuple[str, ...]) -> int:
 def init_encoder(model: DeAOT, name: str) -> None:
     """Load pretrained encoder weights (``model.encoder_init``) into a MobileNetV2 DeAOT, with their
     batch-norm statistics (kept frozen unless ``model.encoder_norm: batch``)."""
-    from vosuite.nn.mobilenetv2_checkpoint import load_encoder_init
+    from vosuite.checkpoints.imagenet import load_encoder_init
 
     if model.cfg.encoder != "mobilenetv2":
         raise InputError(f"model.encoder_init {name}: MobileNetV2 weights, but {model.cfg.name} has a "
@@ -97,7 +98,7 @@ def build_trainable_deaot(config) -> DeAOT:
     (``encoder_freeze_at``), batch norms trainable with ``encoder_norm: batch``, in train mode."""
     if config.model.encoder_init and config.model.checkpoint:
         raise InputError("model.encoder_init starts a new model; model.checkpoint already holds an encoder")
-    model = build(config.model.name, config.model.checkpoint)
+    model = create_model(config.model.name, weights=config.model.checkpoint)
     if config.model.encoder_init:
         init_encoder(model, config.model.encoder_init)
     if config.model.init_from:
@@ -141,7 +142,7 @@ class DeAOTMethod(Method):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        if family_of(config.model.name).name != "deaot":
+        if get_spec(config.model.name).family != "deaot":
             raise InputError(f"method deaot trains DeAOT variants, not {config.model.name} (use method: s2s)")
         check_crop_size(config)
         check_encoder_norm(config)
@@ -171,7 +172,7 @@ class DeAOTMethod(Method):
         gap = self.options.long_term_gap
         if gap is None:
             gap = DEFAULT_TRAIN_LONG_TERM_GAP.get(model.cfg.name.removesuffix("-deform"), 9999)
-        return MemoryConfig(long_term_gap=gap, short_term_skip=1, max_long_term_frames=self.options.max_memory_frames)
+        return MemoryConfig(long_term_gap=gap, short_term_skip=1, max_memory_frames=self.options.max_memory_frames)
 
     def frame_loss(self, logits: torch.Tensor, labels: torch.Tensor, step: int, obj_nums: list[int],
                    align_corners: bool) -> torch.Tensor:

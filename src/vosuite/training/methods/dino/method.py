@@ -30,9 +30,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from vosuite.errors import InputError
-from vosuite.models.build import build
+from vosuite.factory import create_model, model_config
 from vosuite.models.dino import DINOPretraining
-from vosuite.registry import family_of, get_spec
+from vosuite.registry import get_spec
 from vosuite.training.data.multicrop import MultiCropConfig, MultiCropDataset, collate_crops
 from vosuite.training.methods.base import Method, TrainingData
 from vosuite.training.methods.dino.losses import dino_loss, teacher_momentum, teacher_temperature, updated_center
@@ -65,18 +65,18 @@ class DINOMethod(Method):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        if family_of(config.model.name).name != "dino":
+        if get_spec(config.model.name).family != "dino":
             raise InputError(f"method dino trains DINO pre-training pairs (dino-pretrain-*), not {config.model.name}")
         if config.val.every:
             raise InputError("method dino has no validation task: set val.every=0 (score the backbone with bba)")
-        patch = get_spec(config.model.name).config().backbone.patch_size
+        patch = model_config(config.model.name).backbone.patch_size
         crops = self.options.crops
         if crops.global_size % patch or crops.local_size % patch:
             raise InputError(f"dino.crops: global_size {crops.global_size} and local_size {crops.local_size} "
                              f"must be multiples of the patch size {patch}")
 
     def build_model(self) -> DINOPretraining:
-        return build(self.config.model.name, self.config.model.checkpoint).train()
+        return create_model(self.config.model.name, weights=self.config.model.checkpoint).train()
 
     def build_data(self, model: DINOPretraining) -> TrainingData:
         from vosuite.datasets import open_dataset

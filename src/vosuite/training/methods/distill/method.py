@@ -39,10 +39,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from vosuite.errors import InputError
-from vosuite.inference.memory import DEFAULT_MAX_LONG_TERM_FRAMES, MemoryConfig
+from vosuite.factory import create_model
+from vosuite.inference.memory import MemoryConfig
 from vosuite.models.deaot import DeAOT
 from vosuite.nn.gpm import PropagationAttention
-from vosuite.registry import create_model, family_of
+from vosuite.options import DEFAULT_MAX_MEMORY_FRAMES
+from vosuite.registry import get_spec
 from vosuite.training.data.clips import collate_clips
 from vosuite.training.data.pseudo_objects import PseudoObjectConfig
 from vosuite.training.data.unlabelled import unlabelled_clips
@@ -80,7 +82,7 @@ class DistillOptions:
     maps: list[str] = field(default_factory=lambda: ["long_term", "short_term"])
     teacher_layer: int = -1  # the teacher GPM layer every student layer is aligned with
     long_term_gap: int | None = None  # both networks' training-time memory gap (None: 9999)
-    max_memory_frames: int | None = DEFAULT_MAX_LONG_TERM_FRAMES
+    max_memory_frames: int | None = DEFAULT_MAX_MEMORY_FRAMES
     id_shuffle: bool = True  # the student's identities shuffled per clip (the teacher's are not)
     # where each clip's reference mask comes from: "labels" (the human mask of its first frame),
     # "pseudo" (pseudo-objects of a classical segmentation of that frame: no human mask at all, any
@@ -117,9 +119,9 @@ class DistillMethod(Method):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        if family_of(config.model.name).name != "deaot":
+        if get_spec(config.model.name).family != "deaot":
             raise InputError(f"method distill trains DeAOT students, not {config.model.name}")
-        if family_of(self.options.teacher).name != "deaot":
+        if get_spec(self.options.teacher).family != "deaot":
             raise InputError(f"distill.teacher: {self.options.teacher} is not a DeAOT model")
         check_crop_size(config)
         check_encoder_norm(config)
@@ -148,7 +150,7 @@ class DistillMethod(Method):
 
     def memory_config(self) -> MemoryConfig:
         return MemoryConfig(long_term_gap=self.options.long_term_gap or 9999, short_term_skip=1,
-                            max_long_term_frames=self.options.max_memory_frames)
+                            max_memory_frames=self.options.max_memory_frames)
 
     def propagate(self, model: DeAOT, frames: torch.Tensor, reference: torch.Tensor, obj_nums: list[int],
                   shuffle: torch.Tensor | None) -> ClipOutput:

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from vosuite.errors import InputError
-from vosuite.models.build import build
+from vosuite.factory import create_model
 from vosuite.models.s2s import S2S
 from vosuite.nn.frozen_bn import thaw_batch_norm
-from vosuite.registry import family_of
+from vosuite.registry import get_spec
 from vosuite.training.methods.base import Method, check_encoder_norm
 from vosuite.training.methods.s2s.losses import S2SLoss
 
@@ -54,7 +54,7 @@ class S2SOptions:
 def check_s2s_config(config) -> None:
     """An S2S variant, crops of multiples of 32, a known ``s2s.objects``, valid norms."""
     name = config.model.name
-    if family_of(name).name != "s2s":
+    if get_spec(name).family != "s2s":
         raise InputError(f"method s2s trains S2S variants (s2s, s2s-dist, s2spp, with or without -mnv2), "
                          f"not {name}")
     stride = S2S.stride
@@ -87,7 +87,7 @@ class S2SMethod(Method):
     def build_model(self) -> S2S:
         """The variant (with the configured initial weights), in train mode; trainable batch norms
         in both backbones with ``model.encoder_norm=batch``."""
-        model = build(self.config.model.name, self.config.model.checkpoint)
+        model = create_model(self.config.model.name, weights=self.config.model.checkpoint)
         if self.config.model.encoder_norm == "batch":
             thaw_batch_norm(model)
         return model.train()

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import torch
 
+from vosuite.checkpoints.files import read_checkpoint
+from vosuite.checkpoints.resume import TRAIN_CHECKPOINT_FORMAT
+from vosuite.checkpoints.vosuite_format import CHECKPOINT_FORMAT
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
-from vosuite.io.checkpoint_file import read_checkpoint
 from vosuite.io.output import claim_file
 from vosuite.nn.vit import VIT_VARIANTS, VisionTransformer, ViTConfig
 
 BACKBONE_FORMAT = "vosuite-backbone"
-VOSUITE_FORMAT = "vosuite"  # vosuite.inference.weights.CHECKPOINT_FORMAT (not imported: no cycle)
-RESUME_FORMAT = "vosuite-train"  # vosuite.training.checkpoint's last.pt
 PARTS = ("teacher", "student")
 _PREFIXES = ("module.", "backbone.")
 
@@ -42,9 +42,9 @@ def backbone_state(obj: object, source: str, part: str = "teacher") -> dict[str,
     projection-head keys dropped."""
     if part not in PARTS:
         raise InputError(f"--part {part!r}: use teacher or student")
-    if isinstance(obj, Mapping) and obj.get("format") in (BACKBONE_FORMAT, VOSUITE_FORMAT):
+    if isinstance(obj, Mapping) and obj.get("format") in (BACKBONE_FORMAT, CHECKPOINT_FORMAT):
         obj = obj.get("state_dict")
-    elif isinstance(obj, Mapping) and obj.get("format") == RESUME_FORMAT:
+    elif isinstance(obj, Mapping) and obj.get("format") == TRAIN_CHECKPOINT_FORMAT:
         obj = obj.get("model")
     elif isinstance(obj, Mapping) and part in obj and isinstance(obj[part], Mapping):
         obj = obj[part]

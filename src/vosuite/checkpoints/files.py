@@ -1,7 +1,9 @@
-"""Reading checkpoint files: ``torch.load(weights_only=True)`` on the CPU, any failure one line."""
+"""Reading checkpoint files: ``torch.load(weights_only=True)`` on the CPU, any failure one line;
+file digests."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -48,3 +50,12 @@ def _first_line(error: BaseException) -> str:
     if isinstance(error, (EOFError, RuntimeError)) and "zip" in text.lower():
         return f"truncated or not a PyTorch checkpoint ({text[:120]})"
     return f"not a PyTorch checkpoint ({type(error).__name__}: {text[:120]})"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,5 +1,5 @@
 """Unsupervised object discovery in a video: ``vosuite discover`` and :class:`Discoverer`
-(Betrayed by Attention, Ding et al. 2023; the clustering: :mod:`vosuite.inference.discover`).
+(Betrayed by Attention, Ding et al. 2023; the clustering: :mod:`vosuite.unsupervised.clustering`).
 
     from vosuite import Discoverer
     for index, labels in Discoverer(checkpoint="bba.pt").discover("clip.mp4"):
@@ -31,7 +31,18 @@ from rich.console import Console
 
 from vosuite.distributed import resolve_device
 from vosuite.errors import InputError
-from vosuite.inference.discover import (
+from vosuite.factory import create_model
+from vosuite.inference.propagate import Video, video_frames
+from vosuite.io.frames import open_frames
+from vosuite.io.masks import write_mask
+from vosuite.io.output import prepare_output
+from vosuite.io.overlay import claimed_overlay
+from vosuite.models.baseline import TrainingFreeTracker
+from vosuite.models.bba import BetrayedByAttention
+from vosuite.progress import progress_bar
+from vosuite.registry import get_spec
+from vosuite.unsupervised.baselines import MotionSaliencyConfig, centred_ellipse, motion_saliency
+from vosuite.unsupervised.clustering import (
     WINDOW,
     assign_window,
     border_and_area,
@@ -40,17 +51,6 @@ from vosuite.inference.discover import (
     merge_level,
     window_distributions,
 )
-from vosuite.inference.propagate import Video, video_frames
-from vosuite.inference.unsupervised_baselines import MotionSaliencyConfig, centred_ellipse, motion_saliency
-from vosuite.inference.weights import load_model
-from vosuite.io.frames import open_frames
-from vosuite.io.masks import write_mask
-from vosuite.io.output import prepare_output
-from vosuite.io.overlay import claimed_overlay
-from vosuite.models.baseline import TrainingFreeTracker
-from vosuite.models.bba import BetrayedByAttention
-from vosuite.progress import progress_bar
-from vosuite.registry import create_model, family_of
 
 #: Default internal size (short side) of discovery on a CPU: 240 px gives 30 x 53 tokens at patch 8.
 DEFAULT_DISCOVER_SIZE = 240
@@ -82,7 +82,7 @@ class Discoverer:
     Args:
         model: a registered ``bba-*`` name, or a :class:`~vosuite.models.bba.BetrayedByAttention`;
             or an unsupervised training-free baseline, ``ellipse`` or ``motion-saliency``
-            (:mod:`vosuite.inference.unsupervised_baselines`; no weights, ``tau`` / ``ratio`` unused).
+            (:mod:`vosuite.unsupervised.baselines`; no weights, ``tau`` / ``ratio`` unused).
             None: the model ``checkpoint`` holds, else ``bba-vits8``.
         checkpoint: its weights (a vosuite checkpoint of the bba family).
         tau: the clustering's distance threshold (smaller: more, finer proposals; the original: 1.0).
@@ -98,10 +98,10 @@ class Discoverer:
             model = DEFAULT_DISCOVER_MODEL  # a plain state dict is read as the default discovery model
         if isinstance(model, (BetrayedByAttention, TrainingFreeTracker)):
             self.model = model
-        elif isinstance(model, str) and family_of(model).name == "baseline":
+        elif isinstance(model, str) and get_spec(model).family == "baseline":
             self.model = create_model(model, weights=checkpoint)  # a path is refused: baselines take none
         else:
-            self.model = load_model(model, checkpoint)
+            self.model = create_model(model, weights=checkpoint if checkpoint is not None else "default")
         self.baseline = isinstance(self.model, TrainingFreeTracker)
         if self.baseline and self.model.cfg.task != "unsupervised":
             raise InputError(f"{self.model.cfg.name} follows given masks: run it with `vosuite segment` or `infer`")
@@ -188,7 +188,7 @@ class Discoverer:
     # -- files ----------------------------------------------------------------------------------------
     def single_object(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
         """DAVIS-2016 style output: one proposal picked as the foreground
-        (:func:`~vosuite.inference.discover.foreground_proposal`, from a first pass over every frame's
+        (:func:`~vosuite.unsupervised.clustering.foreground_proposal`, from a first pass over every frame's
         proposals), yielded as 0/1 maps. The video is read six times (two discoveries); a
         training-free baseline's single proposal is the foreground (one pass)."""
         if self.baseline:
@@ -239,7 +239,7 @@ def _upsample(label: torch.Tensor, frame_size: tuple[int, int]) -> np.ndarray:
 
 def _holds_a_vosuite_model(checkpoint: str | os.PathLike) -> bool:
     """Whether ``checkpoint`` is a vosuite checkpoint (it names its own model)."""
-    from vosuite.inference.weights import is_vosuite_checkpoint
-    from vosuite.io.checkpoint_file import read_checkpoint
+    from vosuite.checkpoints.files import read_checkpoint
+    from vosuite.checkpoints.vosuite_format import is_vosuite_checkpoint
 
     return is_vosuite_checkpoint(read_checkpoint(Path(checkpoint)))

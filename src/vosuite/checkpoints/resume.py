@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from vosuite.checkpoints.files import read_checkpoint
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
-from vosuite.io.checkpoint_file import read_checkpoint
 
 TRAIN_CHECKPOINT_FORMAT = "vosuite-train"
 TRAIN_CHECKPOINT_VERSION = 1

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 
+from vosuite.checkpoints.files import read_checkpoint, read_checkpoint_bytes
 from vosuite.errors import InputError
 from vosuite.io.atomic import atomic_path
 from vosuite.io.cache_dir import user_cache_dir
-from vosuite.io.checkpoint_file import read_checkpoint, read_checkpoint_bytes
 from vosuite.io.output import claim_file
 from vosuite.nn.mobilenetv2 import MobileNetV2
 

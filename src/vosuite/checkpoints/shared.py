@@ -7,7 +7,7 @@ fast student's ``encoder.``) need not store that part again. Its checkpoint then
                         "prefixes": ["encoder."]}}
 
 and a state dict without the tensors under ``prefixes``; loading takes them from the named model's
-packaged weights, which must still be the file whose sha256 was recorded (a later re-release of
+shipped file (``weights/<model>.pt``), which must still be the file whose sha256 was recorded (a later re-release of
 that model would silently change this one). :func:`split_shared` checks, when writing, that the
 tensors left out are exactly the other model's.
 """
@@ -21,17 +21,6 @@ import torch
 from vosuite.errors import InputError
 
 
-def _named_weights(model_name: str) -> tuple[dict[str, torch.Tensor], str]:
-    """(the float32 state dict of a registered model's packaged weights, that file's sha256)."""
-    from vosuite.io.checkpoint_file import read_checkpoint
-    from vosuite.models.build import extract_state_dict
-    from vosuite.registry import file_sha256, get_spec, verify_weights
-
-    path = verify_weights(get_spec(model_name))
-    state = extract_state_dict(read_checkpoint(path), str(path))
-    return {name: t.float() if t.is_floating_point() else t for name, t in state.items()}, file_sha256(path)
-
-
 def _equal_as_stored(mine: torch.Tensor, other: torch.Tensor) -> bool:
     """Equal once stored: floating tensors rounded to float16, others exactly."""
     if mine.is_floating_point():
@@ -39,15 +28,15 @@ def _equal_as_stored(mine: torch.Tensor, other: torch.Tensor) -> bool:
     return torch.equal(other.to(mine.dtype), mine)
 
 
-def split_shared(state: Mapping[str, torch.Tensor], model_name: str, prefixes: tuple[str, ...]
-                 ) -> tuple[dict[str, torch.Tensor], dict]:
+def split_shared(state: Mapping[str, torch.Tensor], model_name: str, prefixes: tuple[str, ...],
+                 theirs: Mapping[str, torch.Tensor], digest: str) -> tuple[dict[str, torch.Tensor], dict]:
     """(``state`` without the tensors under ``prefixes``, the ``shared_weights`` entry). An
-    InputError when a left-out tensor differs from ``model_name``'s (it trained). Floating tensors
+    InputError when a left-out tensor differs from ``model_name``'s (``theirs``, from the file of
+    sha256 ``digest``; it trained). Floating tensors
     are compared at float16, the precision shipped files store them in: a float32 checkpoint
     whose frozen part came from the same float32 weights as the other file matches it."""
     if not prefixes:
         raise InputError("--share-from needs at least one --share-prefix")
-    theirs, digest = _named_weights(model_name)
     shared = [name for name in state if name.startswith(prefixes)]
     if not shared:
         raise InputError(f"--share-prefix {', '.join(prefixes)}: no tensor of the checkpoint starts with it")
@@ -60,12 +49,18 @@ def split_shared(state: Mapping[str, torch.Tensor], model_name: str, prefixes: t
     return rest, {"model": model_name, "sha256": digest, "prefixes": list(prefixes)}
 
 
-def merge_shared(state: Mapping[str, torch.Tensor], entry: object, source: str) -> dict[str, torch.Tensor]:
-    """``state`` plus the tensors a ``shared_weights`` entry names, from the other model's file."""
+def checked_entry(entry: object, source: str) -> Mapping:
+    """A ``shared_weights`` entry with the fields :func:`split_shared` writes; InputError otherwise."""
     if not (isinstance(entry, Mapping) and isinstance(entry.get("model"), str) and isinstance(entry.get("sha256"), str)
             and isinstance(entry.get("prefixes"), list) and entry["prefixes"]):
         raise InputError(f"{source}: shared_weights is damaged (model, sha256 and prefixes expected)")
-    theirs, digest = _named_weights(entry["model"])
+    return entry
+
+
+def merge_shared(state: Mapping[str, torch.Tensor], entry: Mapping, theirs: Mapping[str, torch.Tensor],
+                 digest: str, source: str) -> dict[str, torch.Tensor]:
+    """``state`` plus the tensors a checked ``shared_weights`` entry names, taken from ``theirs`` (the
+    other model's float32 state, read from a file of sha256 ``digest``)."""
     if digest != entry["sha256"]:
         raise InputError(f"{source}: shares tensors with {entry['model']}'s weights of sha256 "
                          f"{entry['sha256'][:12]}..., but the installed file is {digest[:12]}... "
