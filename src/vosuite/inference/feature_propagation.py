@@ -40,11 +40,20 @@ import torch
 import torch.nn.functional as F
 
 from vosuite.inference.core import VideoCore
+from vosuite.inference.preprocess import preprocess_image
 from vosuite.models.baseline import TrainingFreeTracker
+from vosuite.models.feature_backbone import FeatureBackbone
+from vosuite.nn.vit import dino_preprocess
 
 #: Query cells per affinity block (bounds the [cells, context cells] similarity matrix).
 CHUNK = 1024
 
+
+
+def backbone_input(backbone: FeatureBackbone, rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """RGB uint8 [H, W, 3] -> the backbone's input [1, 3, h, w] (``size`` = (h, w), multiples of its
+    stride): DINO's normalisation for a ViT, vosuite's for a CNN encoder."""
+    return dino_preprocess(rgb, size) if backbone.is_vit else preprocess_image(rgb, size)
 
 @dataclass(frozen=True)
 class PropagationSettings:
@@ -175,7 +184,7 @@ class FeaturePropagationCore(VideoCore):
 
     def features(self, rgb: np.ndarray) -> torch.Tensor:
         """L2-normalised features of a frame [C, h, w]."""
-        img = self.backbone.preprocess(rgb, self.input_size).to(self.device)  # [1, 3, h*s, w*s]
+        img = backbone_input(self.backbone, rgb, self.input_size).to(self.device)  # [1, 3, h*s, w*s]
         return F.normalize(self.backbone(img)[0].float(), dim=0)
 
     def _propagate(self, features: torch.Tensor, objects: int) -> torch.Tensor:

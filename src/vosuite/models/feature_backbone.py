@@ -17,7 +17,6 @@ Its weights load in :func:`vosuite.factory.feature_backbone` (default: the shipp
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -45,16 +44,6 @@ class FeatureBackbone(nn.Module):
         self.source = source
         self.is_vit = isinstance(self.encoder, VisionTransformer)
         self.stride = self.encoder.cfg.patch_size if self.is_vit else CNN_STRIDE
-
-    def preprocess(self, rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-        """RGB uint8 [H, W, 3] -> the encoder's input [1, 3, h, w] (``size`` = (h, w), multiples of the stride)."""
-        if self.is_vit:
-            from vosuite.nn.vit import dino_preprocess
-
-            return dino_preprocess(rgb, size)
-        from vosuite.inference.preprocess import preprocess_image
-
-        return preprocess_image(rgb, size)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """[1, 3, h, w] -> features [1, C, h / stride, w / stride]."""
