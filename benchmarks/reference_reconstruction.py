@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = create_model(weights=args.checkpoint)
+    model = create_model(weights=args.checkpoint if args.checkpoint is not None else "default")
     ious = []
     for video in open_dataset("davis2016", args.root, args.split):
         first = video.annotated_frames[0]

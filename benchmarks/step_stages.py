@@ -59,14 +59,15 @@ class StageClock:
 
 
 def instrument(core, clock: StageClock) -> None:
-    """Wrap the step's callees (module functions and the model's methods) with ``clock``."""
+    """Wrap the step's callees (module functions, the backend's and the model's methods) with ``clock``."""
     import vosuite.inference.core as core_module
     import vosuite.inference.step as step_module
 
-    model = core.model
-    for name in ("encode_image", "propagate", "decode", "memory_from_current"):
+    graphs = core.backend or core.model
+    for owner, name in ((graphs, "encode_image"), (graphs, "propagate"), (graphs, "decode"),
+                        (core.model, "memory_from_current")):
         stage = {"encode_image": "encoder", "memory_from_current": "memory update"}.get(name, name)
-        setattr(model, name, clock.wrap(stage, getattr(model, name)))
+        setattr(owner, name, clock.wrap(stage, getattr(owner, name)))
     step_module.aggregate_groups = clock.wrap("upsample + argmax", step_module.aggregate_groups)
     step_module.remember_frame = clock.wrap("memory update", step_module.remember_frame)
     core_module.preprocess_image = clock.wrap("preprocess", core_module.preprocess_image)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", choices=("eager", "onnx"), default="eager")
     parser.add_argument("--onnx-dir", default=None, help="a vosuite export onnx folder (e.g. with --int8)")
     parser.add_argument("--onnx-propagation", action="store_true",
-                        help="run the propagation graph too (OnnxDeAOT(onnx_propagation=True))")
+                        help="run the propagation graph too (OnnxDeAOTBackend(onnx_propagation=True))")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=40)
     args = parser.parse_args(argv)
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from vosuite.inference.core import InferenceCore
     from vosuite.io.frames import read_image_rgb
     from vosuite.io.masks import binarize_0_255, read_mask, write_mask
-    from vosuite.onnx.runtime import OnnxDeAOT, with_runtime
+    from vosuite.onnx.runtime import OnnxDeAOTBackend, runtime_backend
 
     torch.set_num_threads(args.threads)
     found = frame_paths()
@@ -100,12 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paths, mask_path = found
     paths = paths[:args.frames]
-    model = create_model(args.model, weights=args.checkpoint)
+    model = create_model(args.model, weights=args.checkpoint or "default")
     if args.onnx_propagation:
-        model = OnnxDeAOT(model, args.onnx_dir, onnx_propagation=True)
+        backend = OnnxDeAOTBackend(model, args.onnx_dir, onnx_propagation=True)
     else:
-        model = with_runtime(model, args.runtime, args.onnx_dir)
-    core = InferenceCore(model, size=args.size if args.size is not None else model.default_size)
+        backend = runtime_backend(model, args.runtime, args.onnx_dir)
+    core = InferenceCore(model, size=args.size if args.size is not None else model.default_size, backend=backend)
     clock = StageClock()
     instrument(core, clock)
     decode = clock.wrap("JPEG decode", read_image_rgb)

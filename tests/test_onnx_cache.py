@@ -89,8 +89,8 @@ def test_a_second_segmenter_reuses_the_export_with_the_same_masks(cache: Path, e
     model = small_model()
     first = Segmenter(model, progress=False, runtime="onnx")
     second = Segmenter(model, progress=False, runtime="onnx")
-    entry = first.model.export_dir
-    assert len(exports) == 1 and second.model.export_dir == entry
+    entry = first.backend.export_dir
+    assert len(exports) == 1 and second.backend.export_dir == entry
     assert entry.parent == cache and [p.name for p in cache.iterdir()] == [entry.name]  # no leftovers
     assert entry.name == cache_key(model) and entry.name.startswith(f"{MODEL}-")
     assert entry.stat().st_mode & 0o777 == 0o750  # the umask's, not mkdtemp's 0700 / mkstemp's 0600
@@ -190,5 +190,5 @@ def test_an_unwritable_cache_warns_in_one_line_and_exports_to_a_temporary_folder
     segmenter = Segmenter(small_model(), progress=False, runtime="onnx")
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vosuite: warning: cannot write the ONNX cache"), err
-    folder = segmenter.model.export_dir
+    folder = segmenter.backend.export_dir
     assert folder.name.startswith("vosuite-onnx-") and (folder / "manifest.json").is_file()

@@ -111,10 +111,11 @@ class Segmenter:
             self.model = create_model(model, weights=checkpoint if checkpoint is not None else "default")
         self.device = str(resolve_device(device)) if device != "cpu" else device
         self.model = self.model.to(self.device)
+        self.backend = None  # eager: the network runs its own graphs
         if self.options.uses_onnx or onnx_dir is not None:
-            from vosuite.onnx.runtime import with_runtime
+            from vosuite.onnx.runtime import runtime_backend
 
-            self.model = with_runtime(self.model, self.options.runtime or "eager", onnx_dir, device)
+            self.backend = runtime_backend(self.model, self.options.runtime, onnx_dir, device)
         self.runtime = self.options.runtime or "eager"
         self.size = size if size is not None else getattr(self.model, "default_size", None)
         self.core()  # validates the options and the size early
@@ -124,7 +125,7 @@ class Segmenter:
     def core(self) -> VideoCore:
         """A fresh per-video state for the frame-by-frame API: ``core.step(rgb, mask)``
         (:class:`~vosuite.inference.core.InferenceCore` or :class:`~vosuite.inference.s2s.S2SInferenceCore`)."""
-        return make_core(self.model, self.options, device=self.device, size=self.size)
+        return make_core(self.model, self.options, device=self.device, size=self.size, backend=self.backend)
 
     # -- in memory ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vosuite.errors import InputError
+from vosuite.inference.backend import DeAOTBackend
 from vosuite.inference.memory import DeAOTMemory, MemoryConfig
 from vosuite.inference.preprocess import (
     DEFAULT_MAX_LONG_EDGE,
@@ -156,11 +157,14 @@ class InferenceCore(VideoCore):
             model's size rule; None = the model's default preprocessing. Outputs are always at
             the frame's resolution.
         device: see :class:`VideoCore`.
+        backend: runs the network's graphs (encode, propagate, decode); default: the network
+            itself (:mod:`vosuite.inference.backend`; ONNX Runtime: :mod:`vosuite.onnx.runtime`).
     """
 
     def __init__(self, model: DeAOT, memory: MemoryConfig | None = None, size: int | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", backend: DeAOTBackend | None = None) -> None:
         self.model = model.eval()
+        self.backend = backend
         self.config = memory or MemoryConfig.for_model(model.cfg)
         super().__init__(size, device=device)
 
@@ -185,12 +189,12 @@ class InferenceCore(VideoCore):
         if self.memory is None:
             label = torch.from_numpy(internal)[None, None]
             self.memory = start_memory(self.model, img, resize_label(label, self.input_size).to(self.device),
-                                       len(self.object_ids), self.config)
+                                       len(self.object_ids), self.config, self.backend)
             self._label = label
             ids = torch.arange(len(self.object_ids) + 1).view(1, -1, 1, 1)
             return (label == ids).float()[0]
         new = None if internal is None else torch.from_numpy(internal)[None, None].to(self.device)
-        self.last = deaot_step(self.model, img, self.memory, self.config, self.frame_size, new)
+        self.last = deaot_step(self.model, img, self.memory, self.config, self.frame_size, new, self.backend)
         self.memory = self.last.memory
         self._label = self.last.label.cpu()
         return self.last.prob[0].cpu()

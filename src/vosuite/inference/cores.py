@@ -20,14 +20,17 @@ from vosuite.registry import FAMILIES
 _NOT_GIVEN = InferenceOptions()
 
 def make_core(model: nn.Module, options: InferenceOptions = _NOT_GIVEN, device: str = "cpu",
-              size: int | None = None) -> VideoCore:
+              size: int | None = None, backend: object | None = None) -> VideoCore:
     """A per-video core of ``model`` (DeAOT, S2S or a training-free tracker) at internal size
-    ``size`` (default ``options.size``); an InputError for a setting the family has no use for,
+    ``size`` (default ``options.size``), its graphs run by ``backend`` (default: the network;
+    :mod:`vosuite.inference.backend`); an InputError for a setting the family has no use for,
     and for models that follow no prompts (unsupervised, pre-training)."""
     builder = _BUILDERS.get(model.family)
     if builder is None:
         raise InputError(_no_core_message(model))
-    return builder(model, options, size if size is not None else options.size, device)
+    if backend is not None and model.family == "baseline":
+        raise InputError(f"--runtime onnx covers the DeAOT and S2S families, not {model.cfg.name}")
+    return builder(model, options, size if size is not None else options.size, device, backend)
 
 
 def preprocess(model: nn.Module, rgb: np.ndarray, size: int | None = None) -> torch.Tensor:
@@ -37,25 +40,28 @@ def preprocess(model: nn.Module, rgb: np.ndarray, size: int | None = None) -> to
     return preprocess_image(rgb, core.network_size(*rgb.shape[:2]))
 
 
-def _deaot_core(model: nn.Module, options: InferenceOptions, size: int | None, device: str) -> VideoCore:
+def _deaot_core(model: nn.Module, options: InferenceOptions, size: int | None, device: str,
+                backend: object | None) -> VideoCore:
     if options.merge is not None:
         raise InputError(f"--merge applies to S2S models only; {model.cfg.name} merges objects its own way")
     memory = MemoryConfig.for_model(model.cfg, long_term_gap=options.long_term_gap,
                                     max_memory_frames=options.memory_cap)
-    return InferenceCore(model, memory, size, device=device)
+    return InferenceCore(model, memory, size, device=device, backend=backend)
 
 
-def _s2s_core(model: nn.Module, options: InferenceOptions, size: int | None, device: str) -> VideoCore:
+def _s2s_core(model: nn.Module, options: InferenceOptions, size: int | None, device: str,
+              backend: object | None) -> VideoCore:
     from vosuite.inference.s2s import S2SInferenceCore
 
     given = options.given("long_term_gap", "max_memory_frames")
     if given:
         raise InputError(f"{' and '.join(given)} apply to DeAOT models only; {model.cfg.name} keeps one "
                          "fixed-size recurrent state per object, no frame memory")
-    return S2SInferenceCore(model, size, options.merge or MERGES[0], device=device)
+    return S2SInferenceCore(model, size, options.merge or MERGES[0], device=device, backend=backend)
 
 
-def _baseline_core(model: nn.Module, options: InferenceOptions, size: int | None, device: str) -> VideoCore:
+def _baseline_core(model: nn.Module, options: InferenceOptions, size: int | None, device: str,
+                   backend: None) -> VideoCore:
     from vosuite.inference.baselines import BaselineCore
 
     if model.cfg.task == "unsupervised":

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from vosuite.errors import InputError
+from vosuite.inference.backend import S2SBackend
 from vosuite.inference.core import VideoCore
 from vosuite.inference.merge import overwrite_with_given, soft_aggregate
 from vosuite.inference.preprocess import preprocess_image, resize_label
@@ -96,13 +97,15 @@ class S2SInferenceCore(VideoCore):
         size: internal resolution, the short side the frames are scaled to (:func:`s2s_input_size`);
             None = :data:`DEFAULT_S2S_SIZE`. Outputs are always at the frame's resolution.
         merge: ``"soft"`` (default) or ``"rs2s"`` (module docstring).
+        backend: runs the network's graphs (encode, step, initial state); default: the network.
     """
 
     def __init__(self, model: S2S, size: int | None = None, merge: str = "soft",
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", backend: S2SBackend | None = None) -> None:
         if merge not in MERGES:
             raise InputError(f"unknown merge {merge!r}; known: {', '.join(MERGES)}")
         self.model = model.eval()
+        self.graphs = backend or self.model
         self.merge = merge
         super().__init__(size, min_size=S2S.stride, device=device)
 
@@ -133,7 +136,7 @@ class S2SInferenceCore(VideoCore):
         img = preprocess_image(rgb, self.input_size).to(self.device)  # [1, 3, h, w]
         foreground = torch.zeros(1, len(self.object_ids), height, width)
         if self.state is not None:
-            out = self.model.step(None, self.state, features=self.model.encode(img))  # one encoder pass
+            out = self.graphs.step(None, self.state, features=self.graphs.encode(img))  # one encoder pass
             self.state = out.state
             logits = F.interpolate(out.mask_logits, size=(height, width), mode="bilinear", align_corners=False)
             foreground[0, torch.tensor(self.slots) - 1] = torch.sigmoid(logits[:, 0]).cpu()
@@ -151,7 +154,7 @@ class S2SInferenceCore(VideoCore):
         ids = [int(k) for k in torch.unique(given) if k > 0]
         small = resize_label(given, self.input_size)  # [1, 1, h, w] float, nearest
         masks = (small == torch.tensor(ids, dtype=small.dtype).view(-1, 1, 1, 1)).to(img.dtype)  # [n, 1, h, w]
-        init = self.model.initial_state(img.expand(len(ids), -1, -1, -1), masks)
+        init = self.graphs.initial_state(img.expand(len(ids), -1, -1, -1), masks)
         if self.state is None:
             self.state, self.slots = init, ids
             return

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from vosuite.errors import InputError
+from vosuite.inference.backend import DeAOTBackend
 from vosuite.inference.memory import DeAOTMemory, GroupMemory, MemoryConfig, remember_frame, remember_reference
 from vosuite.inference.merge import aggregate_groups, group_label, group_sizes, overwrite_with_given
 from vosuite.inference.preprocess import resize_label
@@ -60,15 +61,16 @@ def memorize_group(model: DeAOT, group: GroupMemory, current: list[LayerCurrent]
 
 
 def start_memory(model: DeAOT, img: torch.Tensor, label: torch.Tensor, obj_num: int,
-                 config: MemoryConfig) -> DeAOTMemory:
+                 config: MemoryConfig, backend: DeAOTBackend | None = None) -> DeAOTMemory:
     """Memory of a video whose reference frame is ``img`` [1, 3, H, W] (normalised) with ``label``
-    [1, 1, H, W] (ids 0..obj_num, any number of objects, at the input size)."""
+    [1, 1, H, W] (ids 0..obj_num, any number of objects, at the input size); ``backend`` encodes
+    the frame (default: the network, :mod:`vosuite.inference.backend`)."""
     if obj_num < 1:
         raise InputError("the reference mask holds no object")
     if tuple(label.shape[-2:]) != tuple(img.shape[-2:]):
         raise InputError(f"reference label {tuple(label.shape[-2:])} and image {tuple(img.shape[-2:])} "
                          "sizes differ")
-    feats = model.encode_image(img)
+    feats = (backend or model).encode_image(img)
     max_obj = model.cfg.max_obj_num
     sizes = group_sizes(obj_num, max_obj)
     groups = tuple(reference_group(model, feats, group_label(label, g, max_obj, len(sizes)), n, 0, None, config)
@@ -78,7 +80,8 @@ def start_memory(model: DeAOT, img: torch.Tensor, label: torch.Tensor, obj_num: 
 
 
 def deaot_step(model: DeAOT, img: torch.Tensor, memory: DeAOTMemory, config: MemoryConfig,
-               output_size: tuple[int, int] | None = None, new_objects: torch.Tensor | None = None) -> StepResult:
+               output_size: tuple[int, int] | None = None, new_objects: torch.Tensor | None = None,
+               backend: DeAOTBackend | None = None) -> StepResult:
     """One frame: encode, propagate every group, decode, aggregate, then update the memory.
 
     Args:
@@ -90,17 +93,19 @@ def deaot_step(model: DeAOT, img: torch.Tensor, memory: DeAOTMemory, config: Mem
         new_objects: optional [1, 1, H0, W0] ids of objects that start here (ids > ``obj_num``,
             or existing ids to correct them); 0 elsewhere. They overwrite the prediction and
             the frame becomes a reference frame.
+        backend: runs encode / propagate / decode (default: the network itself).
     """
+    graphs = backend or model
     if tuple(img.shape[-2:]) != memory.input_size:
         raise InputError(f"frame size {tuple(img.shape[-2:])} differs from the reference {memory.input_size}")
     out_size = tuple(output_size) if output_size is not None else memory.input_size
     frame_step = memory.frame_step + 1
-    feats = model.encode_image(img)
+    feats = graphs.encode_image(img)
     currents, logits = [], []
     for group in memory.groups:
-        outputs, current, _ = model.propagate(feats[-1], group.long_term.layers, group.attended_short_term)
+        outputs, current, _ = graphs.propagate(feats[-1], group.long_term.layers, group.attended_short_term)
         currents.append(current)
-        logits.append(model.decode(outputs, feats))
+        logits.append(graphs.decode(outputs, feats))
     prob, label = aggregate_groups(logits, [group.obj_num for group in memory.groups], out_size,
                                    model.cfg.align_corners)
     if new_objects is None:

@@ -58,6 +58,8 @@ from vosuite.nn.gpm import LayerMemory
 OPSET = 17
 MANIFEST = "manifest.json"
 FORMAT = "vosuite-onnx"
+#: The manifest layout this vosuite writes and reads (a change bumps it; other versions are refused).
+MANIFEST_VERSION = 1
 #: The sample frame the graphs are traced with (an internal size of the shipped student; any works).
 SAMPLE_SIZE = (241, 433)
 #: S2S's sample frame (multiples of its stride 32).
@@ -190,7 +192,7 @@ def export_deaot(model: DeAOT, out_dir: str | Path, overwrite: bool = False) -> 
 
 
 def _write_manifest(model: nn.Module, export: OnnxExport, family: str) -> None:
-    manifest = {"format": FORMAT, "version": 1,
+    manifest = {"format": FORMAT, "version": MANIFEST_VERSION,
                 "model": {"name": model.cfg.name, "family": family, "config": dataclasses.asdict(model.cfg)},
                 "default_size": model.default_size, "opset": OPSET, "torch": torch.__version__,
                 "weights_sha256": weights_digest(model),
@@ -375,6 +377,9 @@ def read_manifest(folder: str | Path) -> dict:
     manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("format") != FORMAT:
         raise InputError(f"{path}: not a vosuite ONNX manifest")
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise InputError(f"{path}: an export of version {manifest.get('version')!r}; this vosuite reads version "
+                         f"{MANIFEST_VERSION} (export it again: vosuite export onnx)")
     for name, entry in manifest["graphs"].items():
         graph = Path(folder) / name
         if not graph.is_file() or _sha256(graph) != entry["sha256"]:

@@ -1,15 +1,13 @@
-"""``--runtime onnx``: a DeAOT network whose encoder and decoder (and, on request, propagation)
-run in ONNX Runtime (and :class:`OnnxS2S` for S2S / S2S++: encoder, recurrent step and initial
-state).
+"""``--runtime onnx``: backends (:mod:`vosuite.inference.backend`) whose graphs run in ONNX
+Runtime sessions of an export (:mod:`vosuite.onnx.export`), handed to an inference core beside the
+eager network.
 
-:class:`OnnxDeAOT` is the eager network (same modules, same weights) with ``encode_image``,
-``propagate`` (of a frame against the memory) and ``decode`` served by ONNX Runtime sessions of
-an export (:mod:`vosuite.onnx.export`); everything else (a reference frame's propagation against
-itself, identity embedding, the memory code of :mod:`vosuite.inference.step`) runs as before, so
-every entry point (``segment``, ``infer``, ``Segmenter``, ``propagate``) takes it unchanged. The
-propagation graph runs only with ``onnx_propagation=True`` (it measured slower than eager here);
-an export without ``propagation.onnx`` (older vosuite) propagates eagerly. ONNX Runtime's CPU
-provider uses the torch thread count of the moment the sessions are made (the CLI's
+:class:`OnnxDeAOTBackend` serves DeAOT's ``encode_image``, ``decode`` and, on request,
+``propagate`` (of a frame against the memory); a reference frame's propagation against itself,
+identity embedding and the memory code of :mod:`vosuite.inference.step` stay on the network.
+:class:`OnnxS2SBackend` serves S2S's encoder, recurrent step and initial state. The propagation
+graph runs only with ``onnx_propagation=True`` (it measured slower than eager here). ONNX
+Runtime's CPU provider uses the torch thread count of the moment the sessions are made (the CLI's
 ``--threads``). ``onnxruntime`` is an optional dependency (``vosuite[onnx]``).
 """
 
@@ -28,8 +26,8 @@ from vosuite.models.s2s import S2S, S2SOutput, S2SState
 from vosuite.nn.gpm import LayerCurrent, LayerMemory
 from vosuite.onnx.cache import cached_export
 from vosuite.onnx.export import export_model, memory_input_names, read_manifest, state_names, weights_digest
+from vosuite.options import RUNTIMES
 
-RUNTIMES = ("eager", "onnx")
 INSTALL_HINT = "pip install 'vosuite[onnx]' (or: pip install onnx onnxruntime)"
 
 
@@ -54,12 +52,12 @@ def _session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-class OnnxDeAOT(DeAOT):
-    """A DeAOT network whose ``encode_image`` / ``decode`` run in ONNX Runtime (module docstring).
+class OnnxDeAOTBackend:
+    """DeAOT's graphs in ONNX Runtime (module docstring).
 
     Args:
-        model: the eager network (its modules are shared, not copied).
-        export_dir: a ``vosuite export onnx`` folder of this model; None: the user's cached export
+        network: the eager network (its weights were exported; it serves what ONNX does not).
+        export_dir: a ``vosuite export onnx`` folder of this network; None: the user's cached export
             of it (:mod:`vosuite.onnx.cache`; exported there now, about 2 to 5 s, when missing).
         threads: ONNX Runtime's intra-op threads (default: torch's current thread count).
         onnx_propagation: run the propagation graph too. Off by default: on the 2-core CPU it
@@ -67,13 +65,10 @@ class OnnxDeAOT(DeAOT):
             densely; eager uses banded products), docs/benchmarks.md.
     """
 
-    def __init__(self, model: DeAOT, export_dir: str | Path | None = None, threads: int | None = None,
+    def __init__(self, network: DeAOT, export_dir: str | Path | None = None, threads: int | None = None,
                  onnx_propagation: bool = False) -> None:
-        nn_init = torch.nn.Module.__init__
-        nn_init(self)
-        self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
-        self.training = False
-        self._temporary, export_dir, manifest = _export_folder(model, export_dir)
+        self.network = network
+        self._temporary, export_dir, manifest = _export_folder(network, export_dir)
         threads = threads or torch.get_num_threads()
         self.encoder_session = _session(Path(export_dir) / "encoder.onnx", threads)
         self.decoder_session = _session(Path(export_dir) / "decoder.onnx", threads)
@@ -81,8 +76,7 @@ class OnnxDeAOT(DeAOT):
         # reads only the last layer's output)
         self.decoder_inputs = {node.name for node in self.decoder_session.get_inputs()}
         graph = Path(export_dir) / "propagation.onnx"
-        exported = "propagation.onnx" in manifest["graphs"]
-        self.propagation_session = _session(graph, threads) if exported and onnx_propagation else None
+        self.propagation_session = _session(graph, threads) if onnx_propagation else None
         self.propagation_inputs = ({node.name for node in self.propagation_session.get_inputs()}
                                    if self.propagation_session is not None else set())
         self.export_dir = Path(export_dir)
@@ -96,10 +90,10 @@ class OnnxDeAOT(DeAOT):
                   short_term: list[LayerMemory] | None = None, ref_id_emb: torch.Tensor | None = None,
                   return_attn: bool = False) -> tuple[list[torch.Tensor], list[LayerCurrent], list[LayerMemory]]:
         """A frame against the memory in ONNX Runtime (one object group: batch 1); a reference
-        frame against itself, attention maps, or batches stay eager (:meth:`DeAOT.propagate`)."""
+        frame against itself, attention maps, or batches run on the network."""
         if (self.propagation_session is None or ref_id_emb is not None or return_attn or long_term is None
                 or short_term is None or feat16.shape[0] != 1):
-            return super().propagate(feat16, long_term, short_term, ref_id_emb, return_attn)
+            return self.network.propagate(feat16, long_term, short_term, ref_id_emb, return_attn)
         memory = [t for lt, st in zip(long_term, short_term, strict=True)
                   for t in (lt.key, lt.value, lt.id_value, st.key, st.value, st.id_value)]
         names = ["feat16", *memory_input_names(len(long_term))]
@@ -119,41 +113,39 @@ class OnnxDeAOT(DeAOT):
         return torch.from_numpy(self.decoder_session.run(None, inputs)[0])
 
 
-class OnnxS2S(S2S):
-    """An S2S / S2S++ network whose ``encode``, ``step`` (every object's recurrent step) and
-    ``initial_state`` run in ONNX Runtime sessions of a ``vosuite export onnx`` folder (the states
-    stay torch tensors between frames, so :class:`~vosuite.inference.s2s.S2SInferenceCore` takes
-    it unchanged). Arguments as :class:`OnnxDeAOT`."""
+class OnnxS2SBackend:
+    """S2S / S2S++'s ``encode``, ``step`` (every object's recurrent step) and ``initial_state`` in ONNX
+    Runtime sessions of a ``vosuite export onnx`` folder (the states stay torch tensors between
+    frames). Arguments as :class:`OnnxDeAOTBackend`."""
 
-    def __init__(self, model: S2S, export_dir: str | Path | None = None, threads: int | None = None) -> None:
-        torch.nn.Module.__init__(self)
-        self.__dict__.update({k: v for k, v in model.__dict__.items() if k != "training"})
-        self.training = False
-        self._temporary, folder, _ = _export_folder(model, export_dir)
+    def __init__(self, network: S2S, export_dir: str | Path | None = None, threads: int | None = None) -> None:
+        self.network = network
+        self._temporary, folder, _ = _export_folder(network, export_dir)
         threads = threads or torch.get_num_threads()
         self.sessions = {role: _session(folder / f"{role}.onnx", threads)
                          for role in ("encoder", "propagation", "initial_state")}
         self.export_dir = folder
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
-        self._check_image(image)
+        self.network._check_image(image)
         return [torch.from_numpy(f) for f in self.sessions["encoder"].run(None, {"image": _numpy(image)})]
 
     def initial_state(self, image: torch.Tensor, mask: torch.Tensor) -> S2SState:
-        self._check_image(image)
+        self.network._check_image(image)
         flat = self.sessions["initial_state"].run(None, {"image": _numpy(image), "mask": _numpy(mask.to(image.dtype))})
         return _pairs([torch.from_numpy(t) for t in flat])
 
     def step(self, image: torch.Tensor | None, state: S2SState, features: list[torch.Tensor] | None = None
              ) -> S2SOutput:
-        if len(state) != self.cfg.num_states:
-            raise ValueError(f"{self.cfg.name} carries {self.cfg.num_states} (h, c) states, got {len(state)}")
+        cfg = self.network.cfg
+        if len(state) != cfg.num_states:
+            raise ValueError(f"{cfg.name} carries {cfg.num_states} (h, c) states, got {len(state)}")
         features = self.encode(image) if features is None else features
         names = [f"f{i}" for i in range(len(features))] + state_names(len(state))
         tensors = [*features, *[t for pair in state for t in pair]]
         results = [torch.from_numpy(r) for r in self.sessions["propagation"].run(
             None, {name: _numpy(t) for name, t in zip(names, tensors, strict=True)})]
-        heads = 2 if self.cfg.distance_classes else 1
+        heads = 2 if cfg.distance_classes else 1
         return S2SOutput(results[0], results[1] if heads == 2 else None, _pairs(results[heads:]))
 
 
@@ -173,8 +165,7 @@ def _export_folder(model: torch.nn.Module, export_dir: str | Path | None
     manifest = read_manifest(export_dir)
     if manifest["model"]["name"] != model.cfg.name:
         raise InputError(f"{export_dir}: an export of {manifest['model']['name']}, not {model.cfg.name}")
-    recorded = manifest.get("weights_sha256")  # absent in exports of vosuite before it was recorded
-    if recorded is not None and recorded != digest:
+    if manifest.get("weights_sha256") != digest:
         raise InputError(f"{export_dir}: an export of other weights of {model.cfg.name} (export it again from "
                          "these weights: vosuite export onnx --model NAME / --checkpoint PATH)")
     return temporary, Path(export_dir), manifest
@@ -197,18 +188,19 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().cpu().float().numpy())
 
 
-def with_runtime(model: torch.nn.Module, runtime: str, export_dir: str | Path | None = None,
-                 device: str = "cpu") -> torch.nn.Module:
-    """``model`` for ``runtime`` (``eager``: itself; ``onnx``: an :class:`OnnxDeAOT`)."""
-    if runtime not in RUNTIMES:
+def runtime_backend(model: torch.nn.Module, runtime: str | None, export_dir: str | Path | None = None,
+                    device: str = "cpu") -> OnnxDeAOTBackend | OnnxS2SBackend | None:
+    """The backend that runs ``model``'s graphs for ``runtime``: None for eager (the network runs them),
+    an ONNX Runtime backend for ``"onnx"``."""
+    if runtime not in (None, *RUNTIMES):
         raise InputError(f"--runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
-    if runtime == "eager":
+    if runtime in (None, "eager"):
         if export_dir is not None:
             raise InputError("--onnx-dir needs --runtime onnx")
-        return model
+        return None
     require_onnxruntime()
     if not isinstance(model, (DeAOT, S2S)):
         raise InputError(f"--runtime onnx covers the DeAOT and S2S families, not {model.cfg.name}")
     if str(device) != "cpu":
         raise InputError(f"--runtime onnx runs on the CPU (got --device {device})")
-    return OnnxS2S(model, export_dir) if isinstance(model, S2S) else OnnxDeAOT(model, export_dir)
+    return OnnxS2SBackend(model, export_dir) if isinstance(model, S2S) else OnnxDeAOTBackend(model, export_dir)
