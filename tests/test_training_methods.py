@@ -62,15 +62,15 @@ def test_method_sections_are_typed_and_round_trip(tmp_path: Path) -> None:
         load_config(SMOKE, ["s2s.objects=one"])
 
 
-def test_configs_written_before_method_sections_still_load(tmp_path: Path) -> None:
+def test_method_options_live_in_the_methods_section_only(tmp_path: Path) -> None:
+    """A method's option under ``train:`` is an unknown key there (one line naming it)."""
+    config = tmp_path / "new.yaml"
+    config.write_text("method: deaot\ntrain:\n  total_steps: 3\ndeaot:\n  top_k_percent: 0.4\n")
+    assert load_config(config).method_options.top_k_percent == pytest.approx(0.4)
     old = tmp_path / "old.yaml"
-    old.write_text("method: deaot\ntrain:\n  total_steps: 3\n  top_k_percent: 0.4\n  id_shuffle: false\n")
-    config = load_config(old)
-    assert config.train.total_steps == 3
-    assert config.method_options.top_k_percent == pytest.approx(0.4) and config.method_options.id_shuffle is False
-    s2s = tmp_path / "s2s.yaml"
-    s2s.write_text("method: s2s\nmodel: {name: s2s-mnv2}\ntrain:\n  s2s_objects: one\n")
-    assert load_config(s2s).method_options.objects == "one"
+    old.write_text("method: deaot\ntrain:\n  total_steps: 3\n  top_k_percent: 0.4\n")
+    with pytest.raises(InputError, match="top_k_percent"):
+        load_config(old)
 
 
 def test_every_method_is_registered_in_one_place() -> None:

@@ -12,7 +12,7 @@ them all, which :mod:`vosuite.factory` does before any lookup. This module impor
 
 Weight variants are tags of an architecture: ``deaot-t-deform.fast`` holds other weights of the
 ``deaot-t-deform`` network. Each tag may also be reached by an alias (``deaot-t-deform-fast``), the
-name earlier releases and many scripts use.
+plain name scripts and model cards use.
 """
 
 from __future__ import annotations

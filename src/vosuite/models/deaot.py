@@ -213,7 +213,7 @@ for _name in VARIANTS:
     register_model(f"{_name}-deform", "deaot", summary=f"{_SUMMARIES[_name]}, deformable attention",
                    **_SHIPPED.get(f"{_name}-deform", {}))
 # Other weights of deaot-t-deform: the fast student (its file takes the frozen encoder from the
-# default's) and the distillation experiment's two students (recipes; their files no longer ship).
+# default's) and the distillation experiment's two students (recipes only: no file ships).
 register_model("fast", "deaot", tag_of="deaot-t-deform", alias="deaot-t-deform-fast",
                weights="deaot-t-deform.fast.pt", recipe="configs/deaot_t_fast_imagenet_davis16.yaml",
                sha256="6677a7a4150e32cb9774e02a0aeab647e89adff087aa350baea48e4f7fcaa17c",

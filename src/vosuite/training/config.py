@@ -350,7 +350,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 def config_from_data(data: Mapping[str, Any]) -> TrainConfig:
     """A :class:`TrainConfig` from a parsed YAML mapping: the common sections, then the method's
-    section (named after ``method``) into its ``Options`` (legacy ``train.*`` keys moved there)."""
+    section (named after ``method``) into its ``Options``."""
     from vosuite.training.methods import list_methods, method_class
 
     data = {key: dict(value) if isinstance(value, Mapping) else value for key, value in data.items()}
@@ -368,11 +368,6 @@ def config_from_data(data: Mapping[str, Any]) -> TrainConfig:
     if not isinstance(section, Mapping):
         raise InputError(f"{method_name}: expected a mapping, got {section!r}")
     section = dict(section)
-    train = data.get("train")
-    if isinstance(train, dict):
-        for old, new in method.legacy_train_keys.items():
-            if old in train:
-                section.setdefault(new, train.pop(old))
     config = from_dict(TrainConfig, data)
     config.method_options = from_dict(method.Options, section, method_name)
     return config

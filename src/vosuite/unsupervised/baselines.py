@@ -1,4 +1,4 @@
-"""Training-free unsupervised proposals: the floors of unsupervised VOS (issue 14).
+"""Training-free unsupervised proposals: the floors of unsupervised VOS.
 
 No mask is given and nothing is learned; each frame gets one proposal (id 1):
 

@@ -1,7 +1,7 @@
 """Pseudo-objects: reference masks made without a human, from a classical segmentation of a frame.
 
 For the fully label-free distillation mode (``distill.reference_masks: pseudo`` or ``teacher``;
-issue 13's reading of arXiv 2401.13937, whose student is trained "in a self-supervised fashion":
+vosuite's reading of arXiv 2401.13937, whose student is trained "in a self-supervised fashion":
 the paper's own source of reference masks is unknown, so this is a documented assumption).
 
 The segmentation is SLIC-style (Achanta et al. 2012, "SLIC Superpixels", Sec. 3): k-means on

@@ -60,8 +60,6 @@ class Method:
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
     validation_task: ClassVar[str] = "semi"
-    #: Old ``train.<key>`` names of this method's options (configs written before methods had sections).
-    legacy_train_keys: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Any) -> None:
         self.config = config

@@ -136,9 +136,6 @@ class DeAOTMethod(Method):
 
     name = "deaot"
     Options = DeAOTOptions
-    legacy_train_keys = {key: key for key in ("aux_loss_weight", "aux_loss_ratio", "top_k_percent",
-                                              "hard_mining_ratio", "seq_training_start_ratio",
-                                              "seq_training_freeze", "long_term_gap", "id_shuffle")}
 
     def __init__(self, config) -> None:
         super().__init__(config)

@@ -77,7 +77,6 @@ class S2SMethod(Method):
 
     name = "s2s"
     Options = S2SOptions
-    legacy_train_keys = {"s2s_objects": "objects"}
 
     def __init__(self, config) -> None:
         check_s2s_config(config)
