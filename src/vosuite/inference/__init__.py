@@ -6,8 +6,12 @@ one module per job:
 * :mod:`~vosuite.inference.merge`: logits to labels, object-group merging;
 * :mod:`~vosuite.inference.core`: per-video cores with ``step(rgb, mask)`` (DeAOT; S2S in
   :mod:`~vosuite.inference.s2s`);
+* :mod:`~vosuite.inference.cores`: the core of any network from the shared options;
+* :mod:`~vosuite.inference.backend`: what runs a network's graphs (the network, or ONNX Runtime);
 * :mod:`~vosuite.inference.propagate`: a video (path or frames) + prompts -> label maps, in memory;
-* :mod:`~vosuite.inference.preprocess`, :mod:`~vosuite.inference.weights`.
+* :mod:`~vosuite.inference.preprocess`: frames to network inputs, labels between sizes.
+
+Unsupervised discovery lives in :mod:`vosuite.unsupervised`; weights in :mod:`vosuite.checkpoints`.
 """
 
 from vosuite.inference.core import InferenceCore, VideoCore, model_input_size
