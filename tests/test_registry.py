@@ -54,7 +54,7 @@ def test_tasks_are_typed() -> None:
     assert {tasks["motion-saliency"], tasks["ellipse"], tasks["bba-vitt16"]} == {"unsupervised"}
     assert tasks["dino-pretrain-vitt16"] == "pre-training" and tasks["flow"] == tasks["deaot-l"] == "semi"
     assert vosuite.list_models(task="unsupervised") == ["ellipse", "motion-saliency", "bba-vits8", "bba-vits16",
-                                                        "bba-vitt16"]
+                                                        "bba-vitt16", "bba-mnv2"]
     with pytest.raises(ValueError, match="task 'tracking'"):
         registry.register_model("x", "deaot", task="tracking")
 

@@ -105,8 +105,8 @@ class Discoverer:
         self.baseline = isinstance(self.model, TrainingFreeTracker)
         if self.baseline and self.model.cfg.task != "unsupervised":
             raise InputError(f"{self.model.cfg.name} follows given masks: run it with `vosuite segment` or `infer`")
-        if not self.baseline and (not isinstance(self.model, BetrayedByAttention) or self.model.cfg.backbone is None):
-            raise InputError(f"{checkpoint or model}: not a Betrayed-by-Attention model with its DINO backbone")
+        if not self.baseline and (not isinstance(self.model, BetrayedByAttention) or not self.model.cfg.has_backbone):
+            raise InputError(f"{checkpoint or model}: not a Betrayed-by-Attention model with its backbone")
         if not tau > 0 or ratio < 1:
             raise InputError(f"--tau must be positive and --ratio >= 1 (got {tau}, {ratio})")
         if size is not None and size < 1:
@@ -121,8 +121,8 @@ class Discoverer:
     # -- features -------------------------------------------------------------------------------------
     @torch.no_grad()
     def keys(self, rgb: np.ndarray) -> torch.Tensor:
-        """One frame's DINO last-block keys [C, h, w]."""
-        patch = self.model.cfg.backbone.patch_size
+        """One frame's backbone tokens [C, h, w] (a ViT's last-block keys, or CNN features)."""
+        patch = self.model.stride
         h, w = network_size(*rgb.shape[:2], self.size, patch)
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None] / 255.0
         image = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False, antialias=True)

@@ -16,6 +16,7 @@ the discovery clustering (:class:`vosuite.unsupervised.discoverer.Discoverer`), 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from vosuite.models.bba import NORMALIZATIONS, BetrayedByAttention
 from vosuite.registry import get_spec
 from vosuite.training.methods.base import Method, TrainingData
 from vosuite.training.methods.bba.losses import SLOT_NEGATIVES, SLOT_POSITIVES, motion_loss, slot_loss
+from vosuite.training.transplant import transplant
 
 
 @dataclass
@@ -62,17 +64,25 @@ class BbAMethod(Method):
             raise InputError(f"bba.normalization {self.options.normalization!r}: use train or eval")
         if self.options.loss_attention not in ("dropout", "eval"):
             raise InputError(f"bba.loss_attention {self.options.loss_attention!r}: use dropout or eval")
-        patch = model_config(config.model.name).backbone.patch_size
+        patch = model_config(config.model.name).stride
         tokens = (config.data.size[0] // patch) * (config.data.size[1] // patch)
         if tokens < SLOT_POSITIVES + SLOT_NEGATIVES:
             raise InputError(f"data.size {list(config.data.size)}: {tokens} patches per frame; the slot loss needs "
                              f"at least {SLOT_POSITIVES + SLOT_NEGATIVES} (its 30 positives and 200 negatives)")
 
     def build_model(self) -> BetrayedByAttention:
-        """The block (trainable) on the frozen DINO encoder (``bba.dino_checkpoint``)."""
+        """The block (trainable) on the frozen encoder: a DINO ViT (``bba.dino_checkpoint``), or a
+        MobileNetV2 (``model.encoder_init``, e.g. imagenet-mobilenetv2, and / or ``model.init_from``,
+        e.g. the shipped student whose ``encoder.*`` it shares)."""
         model = create_model(self.config.model.name, weights=self.config.model.checkpoint)
         if self.options.dino_checkpoint:
             load_vit(model.encoder, self.options.dino_checkpoint)
+        if self.config.model.encoder_init:
+            _init_cnn_encoder(model, self.config.model.encoder_init)
+        if self.config.model.init_from:
+            report = transplant(model, self.config.model.init_from, tuple(self.config.model.init_prefixes))
+            print(f"model.init_from {self.config.model.init_from}: {len(report.copied)} tensors",
+                  file=sys.stderr, flush=True)
         model.encoder.requires_grad_(False)
         return model.train()
 
@@ -122,6 +132,16 @@ class BbAMethod(Method):
                                 size=self.config.val.size, progress=False)
         for index, labels in discoverer.discover(_FramesOf(video)):
             yield video.frame_names[index], labels
+
+
+def _init_cnn_encoder(model: BetrayedByAttention, name: str) -> None:
+    from vosuite.checkpoints.imagenet import load_encoder_init
+
+    if model.cfg.cnn != "mobilenetv2":
+        raise InputError(f"model.encoder_init {name}: MobileNetV2 weights, but {model.cfg.name} has a ViT backbone")
+    weights = load_encoder_init(model.encoder, name)
+    print(f"model.encoder_init {name}: {len(weights.state_dict)} encoder tensors from {weights.source}",
+          file=sys.stderr, flush=True)
 
 
 class _FramesOf:
