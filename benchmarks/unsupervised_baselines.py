@@ -32,7 +32,7 @@ from vosuite.datasets.base import VideoRecord
 from vosuite.io.frames import read_image_rgb
 from vosuite.metrics.evaluator import EvaluationConfig, Evaluator
 from vosuite.unsupervised.baselines import centred_ellipse
-from vosuite.unsupervised.discoverer import Discoverer
+from vosuite.unsupervised.discoverer import FOREGROUND_RULES, Discoverer
 
 
 def score(videos: list[VideoRecord], predict) -> dict[str, float]:
@@ -73,32 +73,37 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["ellipse", "motion-saliency"])
     parser.add_argument("--fit", action="store_true", help="fit the ellipse's axes (use on train)")
     parser.add_argument("--chair", action="store_true", help="the PUMaVOS chair clip instead of a DAVIS split")
+    parser.add_argument("--foreground", nargs="+", default=["border"], choices=FOREGROUND_RULES,
+                        help="the single-object rules to score a bba model with (one row each)")
     args = parser.parse_args()
     if args.chair:
         with tempfile.TemporaryDirectory() as tmp:
-            report(list(open_dataset("generic", chair_dataset(Path(tmp)), None)), "PUMaVOS chair", args.models)
+            report(list(open_dataset("generic", chair_dataset(Path(tmp)), None)), "PUMaVOS chair", args.models,
+                   args.foreground)
         return
     videos = list(open_dataset("davis2016", args.root, args.split))
     if args.fit:
         fit_ellipse(videos)
         return
-    report(videos, f"DAVIS-2016 {args.split}", args.models)
+    report(videos, f"DAVIS-2016 {args.split}", args.models, args.foreground)
 
 
-def report(videos: list[VideoRecord], title: str, models: list[str]) -> None:
+def report(videos: list[VideoRecord], title: str, models: list[str], rules: list[str]) -> None:
     print(f"{title}, {len(videos)} videos, single-object output, unsupervised protocol")
-    print("| model | J-Mean | F-Mean | J&F-Mean | J&F, every proposal | ms/frame |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model | foreground rule | J-Mean | F-Mean | J&F-Mean | J&F, every proposal | ms/frame |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name in models:
         checkpoint = name if name.endswith(".pt") else None
         discoverer = Discoverer(None if checkpoint else name, checkpoint=checkpoint, progress=False)
-        times: list[float] = []
-        scores = score(videos, discoverer_predictions(discoverer, times))
         every = "-"
-        if checkpoint:
+        if not discoverer.baseline:
             every = f"{score(videos, discoverer_predictions(discoverer, [], single_object=False))['J&F-Mean']:.3f}"
-        print(f"| {name} | {scores['J-Mean']:.3f} | {scores['F-Mean']:.3f} | {scores['J&F-Mean']:.3f} | {every} | "
-              f"{statistics.median(times):.1f} |", flush=True)
+        for rule in rules if not discoverer.baseline else ["-"]:
+            discoverer.foreground_rule = rule
+            times: list[float] = []
+            scores = score(videos, discoverer_predictions(discoverer, times))
+            print(f"| {name} | {rule} | {scores['J-Mean']:.3f} | {scores['F-Mean']:.3f} | {scores['J&F-Mean']:.3f} | "
+                  f"{every} | {statistics.median(times):.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -302,11 +302,19 @@ def test_app_options_and_a_busy_port_are_one_line_errors(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # no session root left behind
 
 
-def test_models_menu_lists_baselines_and_marks_missing_weights(client):
+def test_models_menus_offer_only_models_that_can_run(client):
+    """Models without weights are not offered; the training-free baselines need none."""
+    from vosuite.factory import ships_weights
+    from vosuite.registry import get_spec
+
     menus = client.get("/api/models").json()
-    names = {m["name"]: m["ready"] for m in menus["propagate"]}
-    assert names["deaot-t-deform"] and names["copy-first"] and names["flow"] and not names["deaot-b"]
+    names = {m["name"] for m in menus["propagate"]}
+    assert {"deaot-t-deform", "deaot-l", "deaot-t-deform.fast", "copy-first", "flow"} <= names
+    assert not names & {"deaot-b", "s2spp-mnv2", "deaot-t-deform.kd"}
+    offered = names | {m["name"] for m in menus["discover"]}
+    assert all(ships_weights(get_spec(n)) or not get_spec(n).trained for n in offered)
     assert {m["name"] for m in menus["discover"]} >= {"ellipse", "motion-saliency"}
+    assert "bba-vits8" not in offered and menus["discover_default"] in offered
     assert menus["default"] == "deaot-t-deform" and len(menus["palette"]) == 256
 
 

@@ -106,3 +106,53 @@ def test_cli_single_object(case: dict, tmp_path: Path) -> None:
                  str(case["ckpt"]), "--ratio", "4", "--tau", str(TAU), "--single-object", "--no-progress"]) == 0
     masks = [read_mask(out / f"{t:05d}.png") for t in range(FRAMES)]
     assert all(set(np.unique(m)) <= {0, 1} for m in masks) and any(m.any() for m in masks)
+
+
+def test_the_motion_rule_picks_the_proposal_that_best_overlaps_the_moving_region() -> None:
+    """motion_proposal against the IoU of each proposal with the moving region, computed directly."""
+    from vosuite.unsupervised.clustering import border_and_area, motion_proposal
+
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(1, 5, (20, 30)) for _ in range(4)]
+    moving = [rng.random((20, 30)) < 0.3 for _ in range(4)]
+    labels[0][5:12, 5:15] = 3
+    moving[0][5:12, 5:15] = True
+    overlap: dict[int, int] = {}
+    area: dict[int, int] = {}
+    for frame, region in zip(labels, moving, strict=True):
+        for pid, count in border_and_area(np.where(region, frame, 0))[1].items():
+            overlap[pid] = overlap.get(pid, 0) + count
+        for pid, count in border_and_area(frame)[1].items():
+            area[pid] = area.get(pid, 0) + count
+    total = sum(int(r.sum()) for r in moving)
+    iou = {pid: sum(int(((f == pid) & r).sum()) for f, r in zip(labels, moving, strict=True))
+           / sum(int(((f == pid) | r).sum()) for f, r in zip(labels, moving, strict=True)) for pid in range(1, 5)}
+    assert motion_proposal(overlap, area, total) == max(iou, key=iou.get)
+    with pytest.raises(ValueError, match="no proposal"):
+        motion_proposal({}, {}, 0)
+
+
+def test_single_object_output_with_either_foreground_rule(case: dict, capsys) -> None:
+    """Both rules give 0/1 maps of one proposal; an unknown rule is one line."""
+    for rule in ("border", "motion"):
+        discoverer = Discoverer("bba-vits16", case["ckpt"], tau=TAU, ratio=4, progress=False, foreground=rule)
+        outputs = list(discoverer.single_object(case["frames"]))
+        assert len(outputs) == FRAMES and all(set(np.unique(m)) <= {0, 1} for _, m in outputs)
+        assert 1 <= discoverer.foreground <= discoverer.proposals
+    with pytest.raises(InputError, match="--foreground 'centre': use border or motion"):
+        Discoverer("motion-saliency", foreground="centre")
+
+
+def test_bba_on_a_mobilenetv2_reads_its_stride_16_features() -> None:
+    """bba-mnv2: the tokens are the encoder's stage-2 map (96 channels at stride 16), CLS their mean."""
+    torch.manual_seed(0)
+    model = create_model("bba-mnv2", weights=None)
+    images = torch.randn(2, 3, 96, 160)
+    keys, cls = model.encode(images)
+    with torch.no_grad():
+        expected = model.encoder(images)[2]
+    assert model.stride == 16 and keys.shape == (2, 96, 6, 10) and torch.equal(keys, expected)
+    assert torch.allclose(cls, expected.mean(dim=(2, 3)))
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    with pytest.raises(ValueError, match="stage 3 has 1280 channels, the block 96"):
+        BbAConfig("x", dim=96, backbone=None, cnn="mobilenetv2", cnn_stage=3)

@@ -204,8 +204,12 @@ def _add_discover(commands: argparse._SubParsersAction) -> None:
                         help="clustering distance threshold (default 1.0, the original's; smaller: more proposals)")
     parser.add_argument("--ratio", type=POSITIVE_INT, default=10, help="a key frame every N frames (default 10)")
     parser.add_argument("--single-object", action="store_true",
-                        help="DAVIS-2016 style: write one proposal as the foreground (0/1 masks), the one whose "
-                             "pixels touch the frame border least, as a share of its area")
+                        help="DAVIS-2016 style: write one proposal as the foreground (0/1 masks), chosen by "
+                             "--foreground")
+    parser.add_argument("--foreground", choices=("border", "motion"), default="border",
+                        help="with --single-object: the proposal whose pixels touch the frame border least, as a "
+                             "share of its area (border, the default), or the one that best overlaps what moves "
+                             "against the camera (motion)")
     parser.add_argument("--size", type=POSITIVE_INT, metavar="PIXELS", help="internal short side (default 240)")
     _add_run_options(parser)
 
@@ -505,7 +509,7 @@ def _run_discover(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     torch.manual_seed(0)
     discoverer = Discoverer(args.model, args.checkpoint, tau=args.tau, ratio=args.ratio, size=args.size,
-                            device=args.device, progress=not args.no_progress)
+                            device=args.device, progress=not args.no_progress, foreground=args.foreground)
     report = discoverer.discover_to(args.input, args.out, overlay=args.overlay, overwrite=args.overwrite,
                                     single_object=args.single_object)
     print(report.summary())

@@ -15,6 +15,8 @@ from vosuite.errors import InputError
 
 #: The model of ``vosuite segment`` / ``infer`` / ``demo`` and ``Segmenter()`` by default.
 DEFAULT_MODEL = "deaot-t-deform"
+#: The model of ``vosuite discover``, ``Discoverer()`` and the app's "Find objects" by default.
+DEFAULT_DISCOVER_MODEL = "motion-saliency"
 #: DeAOT's cap on long-term memory frames when ``max_memory_frames`` is not given.
 DEFAULT_MAX_MEMORY_FRAMES = 32
 #: Where the per-frame graphs run.

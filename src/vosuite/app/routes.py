@@ -25,7 +25,7 @@ from vosuite.app.requests import PNG_LIMIT, JsonBody, read_body, receive_file, s
 from vosuite.app.session import SESSION_ENDED, AppSession
 from vosuite.app.store import ModelCache, SessionStore
 from vosuite.errors import InputError
-from vosuite.options import DEFAULT_MODEL, RUNTIMES
+from vosuite.options import DEFAULT_DISCOVER_MODEL, DEFAULT_MODEL, RUNTIMES
 
 STATIC = Path(__file__).with_name("static")
 router = APIRouter()
@@ -159,7 +159,7 @@ def propagate(session: CurrentSession, state: State, body: JsonBody) -> dict:
 @router.post("/api/discover")
 def discover(session: CurrentSession, state: State, body: JsonBody) -> dict:
     session.require_video()
-    name = str(body.get("model") or "motion-saliency")
+    name = str(body.get("model") or DEFAULT_DISCOVER_MODEL)
     return start_job(session, state, ("unsupervised", name), lambda: _load_model(name, "unsupervised"),
                      lambda discoverer: discovery_job(session, discoverer))
 
@@ -275,19 +275,18 @@ def _load_model(name: str, task: str, runtime: str = "eager"):
 
 def model_menus() -> dict:
     """The propagation menu (models that follow given masks) and the find-objects menu
-    (unsupervised ones); each entry says whether it can run here (weights shipped or none needed)."""
+    (unsupervised ones), each with the models that can run here: weights shipped or none needed."""
     from vosuite.factory import list_models, ships_weights
     from vosuite.io.masks import davis_palette
     from vosuite.registry import MODELS
 
-    menus: dict[str, list] = {"propagate": [], "discover": [], "default": DEFAULT_MODEL, "runtimes": list(RUNTIMES),
+    menus: dict[str, list] = {"propagate": [], "discover": [], "default": DEFAULT_MODEL,
+                              "discover_default": DEFAULT_DISCOVER_MODEL, "runtimes": list(RUNTIMES),
                               "palette": davis_palette().tolist()}
     for name in list_models():
         spec = MODELS[name]
-        task = spec.task
-        if task not in ("semi", "unsupervised"):
+        if spec.task not in ("semi", "unsupervised") or (spec.trained and not ships_weights(spec)):
             continue
-        ready = (not spec.trained) or ships_weights(spec)
-        menus["propagate" if task == "semi" else "discover"].append(
-            {"name": name, "summary": spec.summary, "ready": ready, "default": name == DEFAULT_MODEL})
+        menus["propagate" if spec.task == "semi" else "discover"].append(
+            {"name": name, "summary": spec.summary, "default": name in (DEFAULT_MODEL, DEFAULT_DISCOVER_MODEL)})
     return menus

@@ -200,6 +200,23 @@ def foreground_proposal(border_pixels: dict[int, int], pixels: dict[int, int]) -
     return min(candidates, key=lambda pid: (border_pixels.get(pid, 0) / pixels[pid], -pixels[pid], pid))
 
 
+def motion_proposal(overlap: dict[int, int], pixels: dict[int, int], moving: int) -> int:
+    """The single-object rule fused with motion (a vosuite option, not the paper's): the proposal
+    whose pixels over the whole video best overlap the motion-saliency map's, by IoU
+    ``overlap / (pixels + moving - overlap)``; ties go to the larger proposal. ``overlap`` /
+    ``pixels``: proposal id -> its pixels inside the moving region / everywhere; ``moving``: the
+    moving region's pixels; all summed over the frames."""
+    candidates = [pid for pid, count in pixels.items() if count > 0]
+    if not candidates:
+        raise ValueError("no proposal has any pixel")
+
+    def iou(pid: int) -> float:
+        inter = overlap.get(pid, 0)
+        return inter / max(pixels[pid] + moving - inter, 1)
+
+    return max(candidates, key=lambda pid: (iou(pid), pixels[pid], -pid))
+
+
 def border_and_area(labels: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
     """Per proposal id of one label map [H, W]: (pixels on its one-pixel border, pixels)."""
     border = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])

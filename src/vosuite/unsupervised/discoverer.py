@@ -39,6 +39,7 @@ from vosuite.io.output import prepare_output
 from vosuite.io.overlay import claimed_overlay
 from vosuite.models.baseline import TrainingFreeTracker
 from vosuite.models.bba import BetrayedByAttention
+from vosuite.options import DEFAULT_DISCOVER_MODEL
 from vosuite.progress import progress_bar
 from vosuite.registry import get_spec
 from vosuite.unsupervised.baselines import MotionSaliencyConfig, centred_ellipse, motion_saliency
@@ -49,13 +50,16 @@ from vosuite.unsupervised.clustering import (
     first_level,
     foreground_proposal,
     merge_level,
+    motion_proposal,
     window_distributions,
 )
 
 #: Default internal size (short side) of discovery on a CPU: 240 px gives 30 x 53 tokens at patch 8.
 DEFAULT_DISCOVER_SIZE = 240
-#: The model of `vosuite discover` when neither --model nor --checkpoint is given.
-DEFAULT_DISCOVER_MODEL = "bba-vits8"
+#: How the single-object output picks its foreground proposal (Discoverer's ``foreground``).
+FOREGROUND_RULES = ("border", "motion")
+#: The network a plain state dict passed as --checkpoint is read as (the original code's, ViT-S/8).
+STATE_DICT_MODEL = "bba-vits8"
 
 
 def network_size(height: int, width: int, size: int, patch: int) -> tuple[int, int]:
@@ -87,15 +91,20 @@ class Discoverer:
         checkpoint: its weights (a vosuite checkpoint of the bba family).
         tau: the clustering's distance threshold (smaller: more, finer proposals; the original: 1.0).
         ratio: every ``ratio``-th frame is a key frame (the original: 10).
+        foreground: how :meth:`single_object` picks the foreground proposal: ``"border"`` (the
+            proposal that touches the frame border least) or ``"motion"`` (the one that best
+            overlaps the motion-saliency map; measured in docs/benchmarks.md).
         size: internal short side (default: the checkpoint's, else 240).
         device: where the networks run.
     """
 
     def __init__(self, model: str | BetrayedByAttention | None = None, checkpoint: str | os.PathLike | None = None,
                  tau: float = 1.0, ratio: int = 10, size: int | None = None, device: str = "cpu",
-                 progress: bool = True, console: Console | None = None) -> None:
-        if model is None and (checkpoint is None or not _holds_a_vosuite_model(checkpoint)):
-            model = DEFAULT_DISCOVER_MODEL  # a plain state dict is read as the default discovery model
+                 progress: bool = True, console: Console | None = None, foreground: str = "border") -> None:
+        if model is None and checkpoint is None:
+            model = DEFAULT_DISCOVER_MODEL
+        elif model is None and not _holds_a_vosuite_model(checkpoint):
+            model = STATE_DICT_MODEL
         if isinstance(model, (BetrayedByAttention, TrainingFreeTracker)):
             self.model = model
         elif isinstance(model, str) and get_spec(model).family == "baseline":
@@ -107,6 +116,9 @@ class Discoverer:
             raise InputError(f"{self.model.cfg.name} follows given masks: run it with `vosuite segment` or `infer`")
         if not self.baseline and (not isinstance(self.model, BetrayedByAttention) or not self.model.cfg.has_backbone):
             raise InputError(f"{checkpoint or model}: not a Betrayed-by-Attention model with its backbone")
+        if foreground not in FOREGROUND_RULES:
+            raise InputError(f"--foreground {foreground!r}: use {' or '.join(FOREGROUND_RULES)}")
+        self.foreground_rule = foreground
         if not tau > 0 or ratio < 1:
             raise InputError(f"--tau must be positive and --ratio >= 1 (got {tau}, {ratio})")
         if size is not None and size < 1:
@@ -187,25 +199,37 @@ class Discoverer:
 
     # -- files ----------------------------------------------------------------------------------------
     def single_object(self, video: Video) -> Iterator[tuple[int, np.ndarray]]:
-        """DAVIS-2016 style output: one proposal picked as the foreground
-        (:func:`~vosuite.unsupervised.clustering.foreground_proposal`, from a first pass over every frame's
-        proposals), yielded as 0/1 maps. The video is read six times (two discoveries); a
-        training-free baseline's single proposal is the foreground (one pass)."""
+        """DAVIS-2016 style output: one proposal picked as the foreground from a first pass over every
+        frame's proposals, by ``foreground`` (``"border"``:
+        :func:`~vosuite.unsupervised.clustering.foreground_proposal`; ``"motion"``: the proposal that
+        best overlaps the motion-saliency map, :func:`~vosuite.unsupervised.clustering.motion_proposal`),
+        yielded as 0/1 maps. The video is read six times (two discoveries; once more for the motion
+        map); a training-free baseline's single proposal is the foreground (one pass)."""
         if self.baseline:
             self.foreground = 1
             yield from self.discover(video)
             return
-        border: dict[int, int] = {}
-        area: dict[int, int] = {}
-        for _, labels in self.discover(video):
-            edge, pixels = border_and_area(labels)
-            for pid, count in edge.items():
-                border[pid] = border.get(pid, 0) + count
-            for pid, count in pixels.items():
-                area[pid] = area.get(pid, 0) + count
-        self.foreground = foreground_proposal(border, area)
+        self.foreground = self._pick_foreground(video)
         for index, labels in self.discover(video):
             yield index, (labels == self.foreground).astype(np.uint8)
+
+    def _pick_foreground(self, video: Video) -> int:
+        """The id of the foreground proposal (:meth:`single_object`)."""
+        counts: dict[str, dict[int, int]] = {"border": {}, "area": {}, "overlap": {}}
+        moving = 0
+        motion = (motion_saliency(video_frames(video), MotionSaliencyConfig(size=self.size))
+                  if self.foreground_rule == "motion" else None)
+        for _, labels in self.discover(video):
+            edge, pixels = border_and_area(labels)
+            _add(counts["border"], edge)
+            _add(counts["area"], pixels)
+            if motion is not None:
+                region = next(motion).astype(bool)
+                moving += int(region.sum())
+                _add(counts["overlap"], border_and_area(np.where(region, labels, 0))[1])
+        if motion is not None:
+            return motion_proposal(counts["overlap"], counts["area"], moving)
+        return foreground_proposal(counts["border"], counts["area"])
 
     def discover_to(self, video: str | os.PathLike, out_dir: str | os.PathLike,
                     overlay: str | os.PathLike | None = None, overwrite: bool = False,
@@ -243,3 +267,8 @@ def _holds_a_vosuite_model(checkpoint: str | os.PathLike) -> bool:
     from vosuite.checkpoints.vosuite_format import is_vosuite_checkpoint
 
     return is_vosuite_checkpoint(read_checkpoint(Path(checkpoint)))
+
+
+def _add(total: dict[int, int], counts: dict[int, int]) -> None:
+    for key, count in counts.items():
+        total[key] = total.get(key, 0) + count

@@ -56,7 +56,7 @@ async function loadMenus() {
   const menus = await json("/api/models");
   state.palette = menus.palette;
   fill($("model"), menus.propagate, menus.default);
-  fill($("discover-model"), menus.discover, "motion-saliency");
+  fill($("discover-model"), menus.discover, menus.discover_default);
   $("runtime").innerHTML = menus.runtimes.map((r) => `<option value="${r}">${r}</option>`).join("");
   setObjects(1);
 }
@@ -64,7 +64,7 @@ async function loadMenus() {
 function fill(select, entries, chosen) {
   select.innerHTML = entries.map((m) =>
     `<option value="${m.name}" ${m.name === chosen ? "selected" : ""} title="${m.summary}">` +
-    `${m.name}${m.ready ? "" : " (no weights)"}</option>`).join("");
+    `${m.name}</option>`).join("");
 }
 
 function setObjects(count) {
