@@ -1,8 +1,9 @@
-"""Issue 13's experiment: the distilled student against the supervised one, same initial weights,
-same budget, same data; one table and a qualitative figure.
+"""The distillation experiment (arXiv 2401.13937): the distilled student against the supervised one,
+same initial weights, same budget, same data, two seeds per arm; one table and a qualitative figure.
 
-    python benchmarks/distill_experiment.py launch --out /root/vosuite-runs/distill --budget 60m
-    python benchmarks/distill_experiment.py report --out /root/vosuite-runs/distill [--table docs.md]
+    python benchmarks/distill_experiment.py launch --out ~/vosuite-runs/distill --budget 60m --seeds 0 1 \
+        --init imagenet --code ~/vosuite-runs/snap
+    python benchmarks/distill_experiment.py report --out ~/vosuite-runs/distill --seeds 0 1
     python benchmarks/distill_experiment.py figure --out /root/vosuite-runs/distill --png docs/img/distill.png
     python benchmarks/distill_experiment.py curves --out /root/vosuite-runs/distill --png docs/img/distill_cka.png
 
@@ -13,7 +14,12 @@ Arms (every one from ``configs/``, seed 0, ``train.time_budget`` = ``--budget``)
 * ``c-distill``: L_att + L_inter + L_intra, label-free but for each clip's reference mask;
 * ``d-distill-gt``: (c) plus the supervised loss;
 * ``e-distill-vanilla``: (c) with vanilla instead of deformable attention (``deaot-t``);
-* ``f-label-free``: (c) with no human mask at all (``reference_masks: teacher``).
+* ``c0-label-free``: (c) with no human mask at all (``reference_masks: teacher``).
+
+``--init imagenet`` starts every student's encoder from ImageNet (``model.encoder_init``) and trains
+on the 26 train videos the ImageNet recipes use (4 held out); ``--seeds`` runs each arm once per
+seed (``train.seed``), in ``<out>/<arm>/seed<N>/``, and ``report`` gives the mean and the spread
+(half the range) over the seeds.
 
 ``launch`` starts ``--parallel`` arms at a time in the background (``nohup``-style, new sessions,
 logs beside the runs; ``--arms`` picks some) and returns; run it again to start the next ones
@@ -43,17 +49,24 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "c-distill": ("distill_deaot_t_davis16.yaml", []),
     "d-distill-gt": ("distill_deaot_t_davis16.yaml", ["distill.gt_weight=1"]),
     "e-distill-vanilla": ("distill_deaot_t_davis16.yaml", ["model.name=deaot-t"]),
-    "f-label-free": ("distill_deaot_t_labelfree_davis16.yaml", []),
+    "c0-label-free": ("distill_deaot_t_labelfree_davis16.yaml", []),
 }
+#: Overrides of ``--init imagenet``: the encoder from ImageNet, the 26 train videos of the ImageNet recipes.
+IMAGENET = ["model.encoder_init=imagenet-mobilenetv2", "data.split=configs/splits/davis16-train-26.txt"]
 
 
-def run_folder(out: Path, arm: str) -> Path | None:
-    folders = sorted((out / arm).glob("*/config.yaml")) if (out / arm).is_dir() else []
+def arm_folder(out: Path, arm: str, seed: int) -> Path:
+    return out / arm / f"seed{seed}"
+
+
+def run_folder(folder: Path) -> Path | None:
+    """The run inside an arm's seed folder (its newest)."""
+    folders = sorted(folder.glob("*/config.yaml")) if folder.is_dir() else []
     return folders[-1].parent if folders else None
 
 
-def running(out: Path) -> list[str]:
-    return [arm for arm in ARMS if (out / arm / "pid").is_file() and _alive(int((out / arm / "pid").read_text()))]
+def running(out: Path) -> list[Path]:
+    return [pid.parent for pid in out.glob("*/seed*/pid") if _alive(int(pid.read_text()))]
 
 
 def _alive(pid: int) -> bool:
@@ -64,25 +77,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def launch(out: Path, arms: list[str], budget: str, parallel: int, threads: int, code: Path) -> None:
+def launch(out: Path, arms: list[str], seeds: list[int], init: str, budget: str, parallel: int, threads: int,
+           code: Path) -> None:
     busy = running(out)
-    for arm in arms:
+    for arm, seed in ((arm, seed) for seed in seeds for arm in arms):
+        folder = arm_folder(out, arm, seed)
         if len(busy) >= parallel:
             break
-        if arm in busy or run_folder(out, arm) is not None:
+        if folder in busy or run_folder(folder) is not None:
             continue
         config, overrides = ARMS[arm]
-        folder = out / arm
         folder.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "vosuite.cli", "train", "--config", str(code / "configs" / config),
-                   "--out", str(folder), f"train.time_budget={budget}", f"train.threads={threads}", *overrides]
+                   "--out", str(folder), f"train.time_budget={budget}", f"train.threads={threads}",
+                   f"train.seed={seed}", *(IMAGENET if init == "imagenet" else []), *overrides]
         env = {**os.environ, "PYTHONPATH": str(code / "src"), "OMP_NUM_THREADS": str(threads)}
         with open(folder / "train.log", "a") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
                                        start_new_session=True)
         (folder / "pid").write_text(str(process.pid))
-        busy.append(arm)
-        print(f"started {arm} (pid {process.pid}): {' '.join(command[3:])}")
+        busy.append(folder)
+        print(f"started {arm} seed {seed} (pid {process.pid}): {' '.join(command[3:])}")
 
 
 def weights_of(run: Path) -> Path | None:
@@ -118,34 +133,48 @@ def student_cka(weights: Path, teacher: str = "deaot-l", clips: int = 8) -> floa
     return sum(values) / len(values)
 
 
-def report(out: Path) -> None:
+def report(out: Path, seeds: list[int]) -> None:
+    """One row per arm: the mean over the seeds and the spread (half the range) of each measure."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     from accuracy import chair_dataset, score, shared_root
     from vosuite.training.run_log import read_metrics
 
     davis = shared_root() / "data" / "davis2016"
-    print("| arm | dev J&F | chair J&F | CKA to teacher | steps |")
-    print("|---|---:|---:|---:|---:|")
+    print("| arm | dev J&F | chair J&F | CKA to teacher | steps | seeds |")
+    print("|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
         chair = chair_dataset(Path(tmp))
         for arm in ARMS:
-            run = run_folder(out, arm)
-            weights = weights_of(run) if run else None
-            if weights is None:
-                print(f"| {arm} | not run | | | |")
+            rows = []
+            for seed in seeds:
+                run = run_folder(arm_folder(out, arm, seed))
+                weights = weights_of(run) if run else None
+                if weights is None:
+                    continue
+                steps = max((r["step"] for r in read_metrics(run) if r.get("kind") == "train"), default=0)
+                rows.append((score(None, str(weights), "davis2016", davis, "val-dev")["J&F-Mean"],
+                             score(None, str(weights), "generic", chair, None)["J&F-Mean"], student_cka(weights),
+                             steps))
+            if not rows:
+                print(f"| {arm} | not run | | | | |")
                 continue
-            dev = score(None, str(weights), "davis2016", davis, "val-dev")["J&F-Mean"]
-            on_chair = score(None, str(weights), "generic", chair, None)["J&F-Mean"]
-            steps = max((r["step"] for r in read_metrics(run) if r.get("kind") == "train"), default=0)
-            print(f"| {arm} | {dev:.3f} | {on_chair:.3f} | {student_cka(weights):.3f} | {steps} |", flush=True)
-        for name in ("flow", "copy-first"):
+            cells = [_mean_spread([row[i] for row in rows]) for i in range(3)]
+            steps = "/".join(str(row[3]) for row in rows)
+            print(f"| {arm} | {' | '.join(cells)} | {steps} | {len(rows)} |", flush=True)
+        for name in ("deaot-l", "flow", "copy-first"):
             dev = score(name, None, "davis2016", davis, "val-dev")["J&F-Mean"]
-            print(f"| {name} (training-free) | {dev:.3f} | {score(name, None, 'generic', chair, None)['J&F-Mean']:.3f} "
-                  "| - | - |")
+            label = "teacher" if name == "deaot-l" else "training-free"
+            print(f"| {name} ({label}) | {dev:.3f} | {score(name, None, 'generic', chair, None)['J&F-Mean']:.3f} "
+                  "| - | - | - |")
 
 
-def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"), arms=("a-supervised", "c-distill")
-           ) -> None:
+def _mean_spread(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    return f"{mean:.3f} ± {(max(values) - min(values)) / 2:.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"), arms=("a-supervised", "c-distill"),
+           seed: int = 0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,7 +194,7 @@ def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"
         first = read_mask(davis / "Annotations" / "480p" / video / "00000.png")
         late = len(frames) * 4 // 5
         for column, arm in enumerate(arms):
-            weights = weights_of(run_folder(out, arm))
+            weights = weights_of(run_folder(arm_folder(out, arm, seed)))
             stream = Segmenter(checkpoint=weights, progress=False).propagate(
                 (read_image_rgb(p) for p in frames[:late + 1]), {0: first})
             labels = deque(stream, maxlen=1)[0][1]  # the late frame's labels
@@ -177,7 +206,7 @@ def figure(out: Path, png: Path, videos: tuple[str, ...] = ("bmx-trees", "libby"
     print(f"wrote {png}")
 
 
-def curves(out: Path, png: Path, smooth: int = 10) -> None:
+def curves(out: Path, png: Path, smooth: int = 10, seed: int = 0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,7 +216,7 @@ def curves(out: Path, png: Path, smooth: int = 10) -> None:
 
     figure_, (cka_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for arm in ARMS:
-        run = run_folder(out, arm)
+        run = run_folder(arm_folder(out, arm, seed))
         if run is None:
             continue
         rows = read_metrics(run)
@@ -217,15 +246,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/root/vosuite-runs/distill"))
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--budget", default="60m", help="train.time_budget of every arm")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="train.seed of each run of an arm")
+    parser.add_argument("--init", choices=["scratch", "imagenet"], default="scratch",
+                        help="the students' encoder: random, or ImageNet's (26 train videos, 4 held out)")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--code", type=Path, default=REPO, help="the source tree the runs import (a worktree)")
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "img" / "distill_a_vs_c.png")
     args = parser.parse_args()
     if args.command == "launch":
-        launch(args.out, args.arms, args.budget, args.parallel, args.threads, args.code)
+        launch(args.out, args.arms, args.seeds, args.init, args.budget, args.parallel, args.threads, args.code)
     elif args.command == "report":
-        report(args.out)
+        report(args.out, args.seeds)
     elif args.command == "curves":
         default = args.png == parser.get_default("png")
         curves(args.out, REPO / "docs" / "img" / "distill_cka.png" if default else args.png)
