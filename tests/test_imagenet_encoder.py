@@ -22,6 +22,7 @@ from vosuite.checkpoints.imagenet import (
 )
 from vosuite.cli import main
 from vosuite.errors import InputError
+from vosuite.factory import create_model
 from vosuite.nn.mobilenetv2 import MobileNetV2
 
 
@@ -142,3 +143,29 @@ def test_a_recipe_starts_from_the_encoder_with_its_statistics_frozen(tmp_path: P
     with pytest.raises(InputError, match="model.checkpoint already holds"):
         build_trainable_deaot(load_config(None, [f"model.encoder_init={tmp_path / 'enc.pt'}",
                                                  f"model.checkpoint={tmp_path / 'enc.pt'}"]))
+
+
+def test_s2s_recipes_start_both_encoders_from_it(tmp_path: Path) -> None:
+    """S2S (MobileNetV2): the frame encoder takes the weights as they are; the initializer, which
+    reads RGB + mask, takes them with a zero mask channel, so it starts as the RGB encoder."""
+    from vosuite.training.methods.s2s.method import FIRST_CONV, init_s2s_encoders
+
+    state = _random_encoder_state(5)
+    torch.save(_flat_layout(state), tmp_path / "w.pt")
+    convert_imagenet(tmp_path / "w.pt", tmp_path / "enc.pt")
+    torch.manual_seed(0)
+    model = create_model("s2spp-mnv2", weights=None)
+    init_s2s_encoders(model, str(tmp_path / "enc.pt"))
+    encoder, initializer = model.encoder.state_dict(), model.initializer.backbone.state_dict()
+    assert all(torch.equal(encoder[k], state[k]) for k in state)
+    assert all(torch.equal(initializer[k], state[k]) for k in state if k != FIRST_CONV)
+    assert torch.equal(initializer[FIRST_CONV][:, :3], state[FIRST_CONV])
+    assert not initializer[FIRST_CONV][:, 3].any()
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():  # the mask channel changes nothing yet
+        with_mask = model.initializer.backbone(torch.cat([image, torch.ones(1, 1, 64, 64)], dim=1))
+        assert all(torch.equal(a, b) for a, b in zip(model.encoder(image), with_mask, strict=True))
+    with torch.device("meta"):  # VGG-16: no memory, no init cost
+        vgg = create_model("s2spp", weights=None)
+    with pytest.raises(InputError, match="MobileNetV2 weights, but s2spp has a vgg16 encoder"):
+        init_s2s_encoders(vgg, str(tmp_path / "enc.pt"))

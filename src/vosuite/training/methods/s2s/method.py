@@ -24,6 +24,7 @@ Validation is the shared semi-supervised one (:mod:`vosuite.training.validation`
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -84,9 +85,14 @@ class S2SMethod(Method):
         self.loss = S2SLoss()
 
     def build_model(self) -> S2S:
-        """The variant (with the configured initial weights), in train mode; trainable batch norms
-        in both backbones with ``model.encoder_norm=batch``."""
+        """The variant (with the configured initial weights, ``model.encoder_init`` in both
+        MobileNetV2 backbones), in train mode; trainable batch norms in both backbones with
+        ``model.encoder_norm=batch``."""
+        if self.config.model.encoder_init and self.config.model.checkpoint:
+            raise InputError("model.encoder_init starts a new model; model.checkpoint already holds its encoders")
         model = create_model(self.config.model.name, weights=self.config.model.checkpoint)
+        if self.config.model.encoder_init:
+            init_s2s_encoders(model, self.config.model.encoder_init)
         if self.config.model.encoder_norm == "batch":
             thaw_batch_norm(model)
         return model.train()
@@ -128,3 +134,25 @@ class S2SMethod(Method):
         logs = {name: total / len(losses) for name, total in sums.items()}
         logs.update(loss=float(loss.detach()), sequences=float(len(ids)))
         return loss, logs
+
+
+def init_s2s_encoders(model: S2S, name: str) -> None:
+    """Pretrained MobileNetV2 weights (``model.encoder_init``) in both backbones: the frame encoder
+    as they are; the initializer's, which reads RGB + mask, with the mask channel of its first
+    convolution at zero (it starts as the RGB encoder and learns what the mask adds)."""
+    from vosuite.checkpoints.imagenet import load_encoder_init
+
+    if model.cfg.encoder != "mobilenetv2":
+        raise InputError(f"model.encoder_init {name}: MobileNetV2 weights, but {model.cfg.name} has a "
+                         f"{model.cfg.encoder} encoder")
+    weights = load_encoder_init(model.encoder, name)
+    state = dict(weights.state_dict)
+    first = state[FIRST_CONV]  # [C, 3, k, k]
+    state[FIRST_CONV] = torch.cat([first, torch.zeros_like(first[:, :1])], dim=1)  # [C, 4, k, k]
+    model.initializer.backbone.load_state_dict(state, strict=True)
+    print(f"model.encoder_init {name}: {len(state)} tensors into both encoders, from {weights.source}",
+          file=sys.stderr, flush=True)
+
+
+#: The first convolution of a MobileNetV2 (the one the initializer's extra mask channel widens).
+FIRST_CONV = "features.0.0.weight"
