@@ -156,3 +156,18 @@ def test_bba_on_a_mobilenetv2_reads_its_stride_16_features() -> None:
     assert not any(p.requires_grad for p in model.encoder.parameters())
     with pytest.raises(ValueError, match="stage 3 has 1280 channels, the block 96"):
         BbAConfig("x", dim=96, backbone=None, cnn="mobilenetv2", cnn_stage=3)
+
+
+def test_discover_runs_out_of_the_box_with_no_model_or_checkpoint(case: dict, tmp_path: Path, capsys) -> None:
+    """`vosuite discover VIDEO --out DIR` and `Discoverer()` run the default discovery model, which
+    needs no download: shipped weights, or a training-free baseline."""
+    from vosuite.factory import ships_weights
+    from vosuite.options import DEFAULT_DISCOVER_MODEL
+    from vosuite.registry import get_spec
+
+    spec = get_spec(DEFAULT_DISCOVER_MODEL)
+    assert spec.task == "unsupervised" and (ships_weights(spec) or not spec.trained)
+    assert Discoverer(progress=False).model.cfg.name == spec.architecture
+    out = tmp_path / "out"
+    assert main(["discover", str(case["frames"]), "--out", str(out), "--no-progress"]) == 0
+    assert len(list(out.glob("*.png"))) == FRAMES and "proposals" in capsys.readouterr().out
