@@ -75,35 +75,41 @@ def main() -> None:
     parser.add_argument("--chair", action="store_true", help="the PUMaVOS chair clip instead of a DAVIS split")
     parser.add_argument("--foreground", nargs="+", default=["border"], choices=FOREGROUND_RULES,
                         help="the single-object rules to score a bba model with (one row each)")
+    parser.add_argument("--taus", nargs="+", type=float, default=[None],
+                        help="clustering thresholds to score a bba model at (default: the model's own)")
     args = parser.parse_args()
     if args.chair:
         with tempfile.TemporaryDirectory() as tmp:
             report(list(open_dataset("generic", chair_dataset(Path(tmp)), None)), "PUMaVOS chair", args.models,
-                   args.foreground)
+                   args.foreground, args.taus)
         return
     videos = list(open_dataset("davis2016", args.root, args.split))
     if args.fit:
         fit_ellipse(videos)
         return
-    report(videos, f"DAVIS-2016 {args.split}", args.models, args.foreground)
+    report(videos, f"DAVIS-2016 {args.split}", args.models, args.foreground, args.taus)
 
 
-def report(videos: list[VideoRecord], title: str, models: list[str], rules: list[str]) -> None:
+def report(videos: list[VideoRecord], title: str, models: list[str], rules: list[str],
+           taus: list[float | None]) -> None:
     print(f"{title}, {len(videos)} videos, single-object output, unsupervised protocol")
-    print("| model | foreground rule | J-Mean | F-Mean | J&F-Mean | J&F, every proposal | ms/frame |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| model | tau | foreground rule | J-Mean | F-Mean | J&F-Mean | J&F, every proposal | ms/frame |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name in models:
         checkpoint = name if name.endswith(".pt") else None
         discoverer = Discoverer(None if checkpoint else name, checkpoint=checkpoint, progress=False)
-        every = "-"
-        if not discoverer.baseline:
-            every = f"{score(videos, discoverer_predictions(discoverer, [], single_object=False))['J&F-Mean']:.3f}"
-        for rule in rules if not discoverer.baseline else ["-"]:
-            discoverer.foreground_rule = rule
-            times: list[float] = []
-            scores = score(videos, discoverer_predictions(discoverer, times))
-            print(f"| {name} | {rule} | {scores['J-Mean']:.3f} | {scores['F-Mean']:.3f} | {scores['J&F-Mean']:.3f} | "
-                  f"{every} | {statistics.median(times):.1f} |", flush=True)
+        for tau in taus if not discoverer.baseline else [None]:
+            discoverer.tau = tau if tau is not None else discoverer.tau
+            every = "-"
+            if not discoverer.baseline:
+                every = f"{score(videos, discoverer_predictions(discoverer, [], False))['J&F-Mean']:.3f}"
+            for rule in rules if not discoverer.baseline else ["-"]:
+                discoverer.foreground_rule = rule
+                times: list[float] = []
+                scores = score(videos, discoverer_predictions(discoverer, times))
+                shown = f"{discoverer.tau:g}" if not discoverer.baseline else "-"
+                print(f"| {name} | {shown} | {rule} | {scores['J-Mean']:.3f} | {scores['F-Mean']:.3f} | "
+                      f"{scores['J&F-Mean']:.3f} | {every} | {statistics.median(times):.1f} |", flush=True)
 
 
 if __name__ == "__main__":
