@@ -200,8 +200,9 @@ def _add_discover(commands: argparse._SubParsersAction) -> None:
                              "the camera)")
     parser.add_argument("--checkpoint", type=Path, help="its weights (a vosuite bba checkpoint, e.g. a method: bba "
                                                         "run's final.pt)")
-    parser.add_argument("--tau", type=POSITIVE_FLOAT, default=1.0,
-                        help="clustering distance threshold (default 1.0, the original's; smaller: more proposals)")
+    parser.add_argument("--tau", type=POSITIVE_FLOAT,
+                        help="clustering distance threshold (default: the model's; 1.0, the original's, for the DINO "
+                             "models; smaller: more proposals)")
     parser.add_argument("--ratio", type=POSITIVE_INT, default=10, help="a key frame every N frames (default 10)")
     parser.add_argument("--single-object", action="store_true",
                         help="DAVIS-2016 style: write one proposal as the foreground (0/1 masks), chosen by "

@@ -63,6 +63,7 @@ class BbAConfig:
     normalization: str = "eval"  # "train" (ImageNet) or "eval" (eval_oneshot's), see the module docstring
     cnn: str | None = None  # "mobilenetv2": a convolutional backbone instead of the ViT (module docstring)
     cnn_stage: int = 2  # which of MobileNetV2's four maps (strides 4, 8, 16, 16; 24, 32, 96, 1280 channels)
+    tau: float = 1.0  # the discovery clustering's distance threshold by default (the original's: 1.0)
 
     def __post_init__(self) -> None:
         if self.cnn is not None and (self.backbone is not None or self.cnn != "mobilenetv2"):

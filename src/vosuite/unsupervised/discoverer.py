@@ -89,7 +89,8 @@ class Discoverer:
             (:mod:`vosuite.unsupervised.baselines`; no weights, ``tau`` / ``ratio`` unused).
             None: the model ``checkpoint`` holds, else ``bba-vits8``.
         checkpoint: its weights (a vosuite checkpoint of the bba family).
-        tau: the clustering's distance threshold (smaller: more, finer proposals; the original: 1.0).
+        tau: the clustering's distance threshold (smaller: more, finer proposals); None: the
+            model's (``cfg.tau``: the original's 1.0 for the DINO models, tuned on train for others).
         ratio: every ``ratio``-th frame is a key frame (the original: 10).
         foreground: how :meth:`single_object` picks the foreground proposal: ``"border"`` (the
             proposal that touches the frame border least) or ``"motion"`` (the one that best
@@ -99,7 +100,7 @@ class Discoverer:
     """
 
     def __init__(self, model: str | BetrayedByAttention | None = None, checkpoint: str | os.PathLike | None = None,
-                 tau: float = 1.0, ratio: int = 10, size: int | None = None, device: str = "cpu",
+                 tau: float | None = None, ratio: int = 10, size: int | None = None, device: str = "cpu",
                  progress: bool = True, console: Console | None = None, foreground: str = "border") -> None:
         if model is None and checkpoint is None:
             model = DEFAULT_DISCOVER_MODEL
@@ -119,6 +120,8 @@ class Discoverer:
         if foreground not in FOREGROUND_RULES:
             raise InputError(f"--foreground {foreground!r}: use {' or '.join(FOREGROUND_RULES)}")
         self.foreground_rule = foreground
+        if tau is None:
+            tau = self.model.cfg.tau if not self.baseline else 1.0
         if not tau > 0 or ratio < 1:
             raise InputError(f"--tau must be positive and --ratio >= 1 (got {tau}, {ratio})")
         if size is not None and size < 1:

@@ -45,7 +45,7 @@ class BbAOptions:
     normalization: str = "train"  # images in training: "train" (ImageNet, the original's) or "eval"
     use_cls: bool = True  # the original feeds each frame's CLS token in training (never at inference)
     loss_attention: str = "dropout"  # "dropout": the losses read the post-dropout attention (original)
-    tau: float = 1.0  # validation: the clustering threshold
+    tau: float | None = None  # validation: the clustering threshold (None: the model's)
     ratio: int = 10  # validation: key-frame ratio
 
 
